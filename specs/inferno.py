@@ -17,8 +17,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from specs.documents import (
     Accelerator,
     CurrentAllocation,
@@ -31,7 +29,7 @@ from specs.documents import (
     ServiceClass,
 )
 from specs.errors import SpecError
-from specs.jsonnode import Node, read_json
+from specs.jsonnode import D, Node, build_document, read_json
 from specs.plan import Plan
 
 PART_FILES = {
@@ -58,15 +56,9 @@ _FIELD_NAMES = {
 }
 
 
-def _build(cls: type, node: Node, **values: Any) -> Any:
+def _build(cls: type[D], node: Node, **values: Any) -> D:
     """Construct a native document, reporting validation errors at the inferno node."""
-    try:
-        return cls(**values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = [str(p) for p in first["loc"] if not isinstance(p, int)]
-        key = ".".join(_FIELD_NAMES.get(p, p) for p in loc) or None
-        raise node.error(first["msg"], key=key) from None
+    return build_document(cls, node, _FIELD_NAMES, **values)
 
 
 def _read_accelerators(part: Node) -> list[tuple[Accelerator, Node]]:

@@ -15,9 +15,12 @@ import math
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
+
 from specs.errors import SpecError
 
 T = TypeVar("T")
+D = TypeVar("D", bound=BaseModel)
 
 _MISSING = object()
 _TYPE_NAMES = {float: "a number", int: "a whole number", str: "a string", bool: "true or false"}
@@ -129,3 +132,15 @@ class Node:
             if real_key.lower() == wanted:
                 return real_key, value
         return _MISSING
+
+
+def build_document(cls: type[D], node: Node, field_names: dict[str, str], **values: Any) -> D:
+    """Construct a native document from values read at `node`; a validation error is
+    reported at the node, with native field names translated by `field_names`."""
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(p) for p in first["loc"] if not isinstance(p, int)]
+        key = ".".join(field_names.get(p, p) for p in loc) or None
+        raise node.error(first["msg"], key=key) from None

@@ -13,7 +13,14 @@ from pathlib import Path
 from pydantic import Field
 
 from specs.documents import Document, NonNegFloat
-from specs.jsonnode import Node, read_json
+from specs.jsonnode import Node, build_document, read_json
+
+_KEYS = {
+    "rate_rps": "RPS", "max_batch": "maxBatchSize", "max_queue": "maxQueueSize",
+    "in_tokens": "AvgInputTokens", "out_tokens": "AvgOutputTokens", "alpha_ms": "alpha",
+    "beta_ms": "beta", "gamma_ms": "gamma", "token_budget": "maxNumTokens",
+    "target_ttft_ms": "targetTTFT", "target_itl_ms": "targetITL", "target_tps": "targetTPS",
+}
 
 
 class QueueProblem(Document):
@@ -38,10 +45,8 @@ def read_queue_problem(path: str | Path) -> QueueProblem:
     path = Path(path)
     n = Node(read_json(path), path)
     n.obj()
-    from specs.inferno import _build
-
-    return _build(
-        QueueProblem, n,
+    return build_document(
+        QueueProblem, n, _KEYS,
         rate_rps=n.field("RPS", float), max_batch=n.field("maxBatchSize", int),
         max_queue=n.field("maxQueueSize", int, 0),
         in_tokens=n.field("AvgInputTokens", float), out_tokens=n.field("AvgOutputTokens", float),

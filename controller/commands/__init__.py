@@ -1,0 +1,1 @@
+"""Sub-commands of `fleetplan`, one module each (see `controller/cli.py`)."""
