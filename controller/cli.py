@@ -14,11 +14,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from controller.commands import schema, size, validate
+from controller.commands import loadgen, schema, size, validate, worker
 from specs.errors import EXIT_BAD_INPUT, SpecError
 from specs.registry import UnknownNameError
 
-COMMANDS = (validate, size, schema)
+COMMANDS = (validate, size, schema, worker, loadgen)
 
 
 def build_parser() -> argparse.ArgumentParser:

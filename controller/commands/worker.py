@@ -1,0 +1,90 @@
+"""`fleetplan worker`: run one emulated batched inference worker (vLLM's HTTP API).
+
+The worker takes the profile of `--model` on `--accelerator` from `--spec` (anything
+`fleetplan validate` reads) and serves until SIGINT or SIGTERM. Once listening it prints
+one line, `fleetplan worker: listening on http://HOST:PORT ...`, to stdout (so a parent
+process started with `--port 0` learns the port). See `serving.worker` for the routes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from serving.worker import serve
+from serving.worker_config import DEFAULT_MAX_TOKENS, WorkerSettings, worker_settings
+from specs.loading import load_fleet
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `worker` sub-command."""
+    parser = subparsers.add_parser(
+        "worker", help="run an emulated batched inference worker (OpenAI API, vLLM metrics)",
+        description="Serve an emulated LLM inference worker: continuous batching with chunked "
+        "prefill, iteration times from the profile of MODEL on ACCELERATOR in the spec.",
+    )
+    parser.add_argument("--model", required=True, help="model name in the spec's profiles")
+    parser.add_argument("--accelerator", required=True, help="accelerator of the profile")
+    parser.add_argument("--spec", required=True,
+                        help="fleet spec: native document, inferno system-data.json or directory")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=_non_negative, default=8000,
+                        help="port (default 8000; 0 picks a free one)")
+    parser.add_argument("--max-batch", type=_positive,
+                        help="max requests running at once (default: the profile's max_batch)")
+    parser.add_argument("--max-queue", type=_non_negative,
+                        help="bound on waiting requests beyond free batch slots; more get 429 "
+                        "(default: unbounded)")
+    parser.add_argument("--kv-capacity-tokens", type=_positive,
+                        help="KV cache size in tokens (default: max batch x mean in+out tokens "
+                        "of the spec's servers of the model, see serving/worker_config.py)")
+    parser.add_argument("--token-budget", type=_positive,
+                        help="tokens per iteration for chunked prefill (default: the profile's)")
+    parser.add_argument("--served-model-name", help="model name in the API (default: --model)")
+    parser.add_argument("--default-max-tokens", type=_positive, default=DEFAULT_MAX_TOKENS,
+                        help=f"output tokens when a request sets none (default {DEFAULT_MAX_TOKENS})")
+    parser.set_defaults(func=run)
+
+
+def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
+    """Load the spec and build the worker's settings (raises `SpecError`)."""
+    loaded = load_fleet(args.spec)
+    return worker_settings(
+        loaded.spec, args.model, args.accelerator, source=loaded.path,
+        max_batch=args.max_batch, max_queue=args.max_queue,
+        kv_capacity_tokens=args.kv_capacity_tokens, token_budget=args.token_budget,
+        served_model_name=args.served_model_name, default_max_tokens=args.default_max_tokens,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted."""
+    settings = settings_from_args(args)
+    engine = settings.engine
+
+    def ready(url: str) -> None:
+        print(f"fleetplan worker: listening on {url} model {settings.served_model_name} "
+              f"accelerator {settings.accelerator} max_batch {engine.max_batch} "
+              f"kv_capacity_tokens {engine.kv_capacity_tokens}", flush=True)
+
+    try:
+        asyncio.run(serve(settings, args.host, args.port, ready))
+    except OSError as exc:
+        print(f"fleetplan worker: error: {exc}", file=sys.stderr)
+        return 1
+    return 0

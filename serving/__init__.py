@@ -1,0 +1,12 @@
+"""The data plane: the emulated batched inference worker and the load generator.
+
+- `serving.worker` (+ `driver`, `metrics`, `openai_api`, `worker_config`): an aiohttp
+  server with vLLM's OpenAI-compatible API and metric names, batching with
+  `queue_models.engine.BatchEngine` in real time.
+- `serving.arrivals`, `serving.traces`: arrival processes (Poisson, rate schedules,
+  trace replay); `serving.loadgen`, `serving.loadclient`, `serving.report`: the load
+  generator as a library (run a schedule against target URLs, get a typed report).
+
+Layer: below `controller`; imports `queue_models` and `specs` only. The simulator must not
+import this package (it runs `BatchEngine` itself).
+"""

@@ -1,0 +1,109 @@
+"""How an emulated worker is configured from a fleet spec.
+
+`worker_settings(spec, model, accelerator, ...)` picks the profile of the model on the
+accelerator, the service-class priorities and the KV capacity, and returns the
+`WorkerSettings` the HTTP worker (`serving.worker`) runs with. A missing profile is a
+`SpecError` listing the pairs the spec has.
+
+KV capacity (tokens), unless given: max batch x tokens per request, where max batch is
+the larger of the profile's ceiling and the configured max batch (so raising max batch
+live up to the ceiling is not blocked by memory), and tokens per request is the largest
+mean input + output over the spec's servers of that model, or
+`DEFAULT_TOKENS_PER_REQUEST` when the spec has none. It is a documented stand-in for the
+accelerator's memory: fleetplan's profiles carry no memory size.
+
+To extend: a new worker option becomes a `WorkerSettings` field with a default and a
+keyword of `worker_settings`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from queue_models.engine import LOWEST_PRIORITY, EngineConfig
+from specs.documents import FleetSpec, Profile
+from specs.errors import SpecError
+
+DEFAULT_TOKENS_PER_REQUEST = 2048
+"""Tokens per request assumed for the default KV capacity when the spec has no server."""
+DEFAULT_MAX_TOKENS = 16
+"""Output tokens when a request names no max_tokens (the OpenAI completions default)."""
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything an emulated worker needs; built by `worker_settings`."""
+
+    model: str
+    accelerator: str
+    engine: EngineConfig
+    served_model_name: str
+    class_priorities: Mapping[str, int] = field(default_factory=dict)
+    default_max_tokens: int = DEFAULT_MAX_TOKENS
+
+    @property
+    def max_model_len(self) -> int:
+        """Longest request (prompt + output) the worker accepts."""
+        return self.engine.kv_capacity_tokens or 1 << 20
+
+    def priority(self, service_class: str | None) -> int:
+        """The priority of a service class; unknown or missing -> `LOWEST_PRIORITY`."""
+        if not service_class:
+            return LOWEST_PRIORITY
+        found = self.class_priorities.get(service_class)
+        if found is None:
+            folded = {k.casefold(): v for k, v in self.class_priorities.items()}
+            found = folded.get(service_class.casefold(), LOWEST_PRIORITY)
+        return found
+
+
+def find_profile(spec: FleetSpec, model: str, accelerator: str, source: str | Path) -> Profile:
+    """The profile of `model` on `accelerator`, or a `SpecError` saying what there is."""
+    profile = spec.profile(model, accelerator)
+    if profile is None:
+        on = sorted(p.accelerator for p in spec.profiles_for(model))
+        hint = (f"{model} has profiles on: {', '.join(on)}" if on else
+                "models with profiles: " + (", ".join(sorted({p.model for p in spec.profiles}))
+                                            or "(none)"))
+        raise SpecError(f"no profile for model {model!r} on accelerator {accelerator!r}",
+                        json_path="$.profiles", file=source, hint=hint)
+    return profile
+
+
+def default_kv_capacity(spec: FleetSpec, profile: Profile, max_batch: int) -> int:
+    """Max batch (at least the profile's ceiling) x tokens per request (see the docstring)."""
+    sizes = [s.load.in_tokens + s.load.out_tokens for s in spec.servers
+             if s.model == profile.model]
+    per_request = math.ceil(max(sizes)) if sizes and max(sizes) > 0 else DEFAULT_TOKENS_PER_REQUEST
+    return max(profile.max_batch, max_batch) * per_request
+
+
+def worker_settings(
+    spec: FleetSpec,
+    model: str,
+    accelerator: str,
+    *,
+    source: str | Path = "<spec>",
+    max_batch: int | None = None,
+    max_queue: int | None = None,
+    kv_capacity_tokens: int | None = None,
+    token_budget: int | None = None,
+    served_model_name: str | None = None,
+    default_max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> WorkerSettings:
+    """Settings of a worker emulating `model` on `accelerator` as profiled in `spec`."""
+    profile = find_profile(spec, model, accelerator, source)
+    batch = max_batch or profile.max_batch
+    engine = EngineConfig.from_profile(
+        profile, max_batch=batch, max_queue=max_queue, token_budget=token_budget,
+        kv_capacity_tokens=kv_capacity_tokens or default_kv_capacity(spec, profile, batch),
+    )
+    return WorkerSettings(
+        model=model, accelerator=accelerator, engine=engine,
+        served_model_name=served_model_name or model,
+        class_priorities={c.name: c.priority for c in spec.service_classes},
+        default_max_tokens=default_max_tokens,
+    )
