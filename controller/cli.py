@@ -14,11 +14,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from controller.commands import loadgen, schema, size, validate, worker
+from controller.commands import loadgen, optimize, schema, size, validate, worker
 from specs.errors import EXIT_BAD_INPUT, SpecError
 from specs.registry import UnknownNameError
 
-COMMANDS = (validate, size, schema, worker, loadgen)
+COMMANDS = (validate, size, schema, worker, loadgen, optimize)
 
 
 def build_parser() -> argparse.ArgumentParser:

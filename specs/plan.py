@@ -68,6 +68,10 @@ class SolverReport(Document):
     objective: float | None = Field(None, description="Objective value (cost plus penalties).")
     best_bound: float | None = Field(None, description="Best proven lower bound (MILP).")
     gap: float | None = Field(None, description="Relative optimality gap (MILP).")
+    lp_bound: float | None = Field(
+        None, description="LP relaxation value of the MILP's final cost problem (milp only): "
+        "a lower bound on the objective with the same servers served.",
+    )
     candidate_time_s: NonNegFloat = Field(0.0, description="Time to build candidates, s.")
     solve_time_s: NonNegFloat = Field(0.0, description="Time to solve, s.")
     detail: str = Field("", description="Backend and anything worth knowing.")
@@ -83,6 +87,13 @@ class Plan(Document):
     total_cost_per_hour: NonNegFloat = Field(0.0, description="Cost of the whole plan per hour.")
     cards_used: dict[str, int] = Field(default_factory=dict, description="Cards used per type.")
     solver: SolverReport | None = Field(None, description="The solver's report.")
+    queue_model: str = Field(
+        "", description="Queue model the candidates were sized with (empty: not recorded)."
+    )
+    batch_policy: str = Field(
+        "", description="How max batch sizes were chosen: 'scaled' (the profile's ceiling, "
+        "token-scaled by batch-queue-v06) or 'search' (best batch up to it); empty: not recorded.",
+    )
 
     def allocation(self, server: str) -> ServerAllocation | None:
         """The allocation of `server`, if it has one."""

@@ -1,0 +1,194 @@
+"""`solve_milp`: the registered `milp` solver.
+
+Steps: nothing to place -> an empty plan; single-type mode with every server's cheapest
+candidate fitting -> that plan, optimal without a MILP; otherwise dominance pruning,
+the PuLP model, and `optimizer.lexicographic` on HiGHS (falling back to CBC once if
+HiGHS fails). Servers left unserved get best effort from the saturation policy over the
+leftover cards, as in the greedy. The report says "optimal" (within `mip_gap`) or
+"feasible" (a time limit stopped a stage), with the bound, gap and the LP bound of the
+final cost problem.
+
+To extend: a new backend is one more name in `_run` and a `Session` in `backends`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optimizer.greedy import fully_placed_priorities
+from optimizer.lexicographic import FloatArray, Outcome, Session, relative_gap, solve_lexicographic
+from optimizer.milp.backends import HighsSession, PulpSession
+from optimizer.milp.model import Builder
+from optimizer.problem import (
+    Assignment,
+    Problem,
+    ServerCandidates,
+    Solution,
+    Variant,
+    capacity_reason,
+)
+from optimizer.pruning import prune
+from optimizer.saturation import best_effort
+from optimizer.transition import per_replica_factor
+from specs.documents import OptimizerOptions
+
+
+def _fits(servers: list[ServerCandidates], capacity: dict[str, int]) -> bool:
+    """True when every server's cheapest candidate fits at once."""
+    used: dict[str, int] = {}
+    for s in servers:
+        used[s.candidates[0].card_type] = (
+            used.get(s.candidates[0].card_type, 0) + s.candidates[0].cards
+        )
+    return all(n <= capacity.get(t, 0) for t, n in used.items())
+
+
+def _run(builder: Builder, problem: Problem, options: OptimizerOptions) -> tuple[Outcome, str]:
+    """Stages on the chosen backend; on a HiGHS failure, once more on CBC (which gets its
+    own time limit)."""
+    fits = fully_placed_priorities(problem.placeable(), problem.capacity)
+    backends = ["highs", "cbc"] if options.milp_backend == "highs" else ["cbc"]
+    errors = []
+    for name in backends:
+        builder_now = builder if name == backends[0] else _rebuilt(builder, problem, options)
+        session: Session = (
+            HighsSession(builder_now) if name == "highs" else PulpSession(builder_now)
+        )
+        try:
+            outcome = solve_lexicographic(
+                builder_now.formulation(),
+                session,
+                gap=options.mip_gap,
+                time_limit=options.time_limit_s,
+                prefix_fits=fits,
+            )
+        except RuntimeError as exc:
+            errors.append(f"{name}: {exc}")
+            continue
+        if outcome.result.status in ("optimal", "feasible"):
+            return outcome, name + ("" if not errors else f" (after {'; '.join(errors)})")
+        errors.append(f"{name}: final stage {outcome.result.status}")
+    raise RuntimeError("MILP failed: " + "; ".join(errors))
+
+
+def _rebuilt(builder: Builder, problem: Problem, options: OptimizerOptions) -> Builder:
+    fresh = Builder(problem, builder.pruned, options.heterogeneous)
+    fresh.build()
+    return fresh
+
+
+def _assignments(builder: Builder, values: FloatArray) -> list[Assignment]:
+    out = []
+    for e in builder.entries:
+        counts = np.round(values[e.cols]).astype(int).tolist()
+        if builder.het:
+            variants = tuple(
+                Variant(c, n) for c, n in zip(e.candidates, counts, strict=True) if n > 0
+            )
+        else:
+            variants = tuple(
+                Variant(c, c.replicas) for c, n in zip(e.candidates, counts, strict=True) if n > 0
+            )
+        if variants:
+            out.append(Assignment(e.server.server, variants))
+    return out
+
+
+def _value(assignment: Assignment, server: ServerCandidates, factor: float) -> float:
+    """Objective value of one assignment (the candidate's, or the split's cost and penalty)."""
+    first = assignment.variants[0]
+    if len(assignment.variants) == 1 and first.replicas == first.candidate.replicas:
+        return first.candidate.value
+    total = sum(
+        v.cost * per_replica_factor(v.candidate.accelerator, server.current_accelerator, factor)
+        for v in assignment.variants
+    )
+    if all(v.candidate.accelerator != server.current_accelerator for v in assignment.variants):
+        total += factor * server.current_cost
+    return total
+
+
+def _cheapest(servers: list[ServerCandidates]) -> Solution:
+    """Every server on its cheapest candidate: optimal when that fits (no MILP needed)."""
+    chosen = [
+        Assignment(s.server, (Variant(s.candidates[0], s.candidates[0].replicas),)) for s in servers
+    ]
+    objective = sum(s.candidates[0].value for s in servers)
+    detail = "every server's cheapest candidate fits: optimal without a MILP"
+    return Solution(tuple(chosen), {}, "optimal", objective, objective, 0.0, objective, detail)
+
+
+def _model_solution(
+    problem: Problem, options: OptimizerOptions
+) -> tuple[list[Assignment], str, float | None, float | None, str]:
+    """Prune, build, solve: (assignments, status, bound, LP bound, detail)."""
+    pruned = prune(
+        problem.placeable(),
+        problem.capacity,
+        heterogeneous=options.heterogeneous,
+        factor=problem.transition_factor,
+    )
+    builder = Builder(problem, pruned, options.heterogeneous)
+    builder.build()
+    free = [Assignment(name, (Variant(c, c.replicas),)) for name, c in pruned.free.items()]
+    free_value = sum(c.value for c in pruned.free.values())
+    if not builder.entries:
+        return free, "optimal", free_value, free_value, "every server is free after pruning"
+    outcome, backend = _run(builder, problem, options)
+    result = outcome.result
+    detail = (
+        f"{backend}, {outcome.solves} solves, {len(builder.columns)} columns "
+        f"({len(pruned.free)} servers need none), stages [{', '.join(outcome.stages)}]"
+    )
+    status = "optimal" if outcome.worst == "optimal" else "feasible"
+    bound = None if result.bound is None else result.bound + free_value
+    lp = None if outcome.lp_bound is None else outcome.lp_bound + free_value
+    return _assignments(builder, result.values) + free, status, bound, lp, detail
+
+
+def solve_milp(problem: Problem, options: OptimizerOptions) -> Solution:
+    """Lexicographic-by-priority MILP over the problem's candidates."""
+    servers = list(problem.placeable())
+    if not servers:
+        return Solution((), {}, "empty", 0.0, 0.0, 0.0, 0.0, "no servers to place")
+    if not options.heterogeneous and _fits(servers, dict(problem.capacity)):
+        return _cheapest(servers)
+    assignments, status, bound, lp, detail = _model_solution(problem, options)
+    return _finish(problem, options, assignments, status, bound, lp, detail)
+
+
+def _finish(
+    problem: Problem,
+    options: OptimizerOptions,
+    assignments: list[Assignment],
+    status: str,
+    bound: float | None,
+    lp: float | None,
+    detail: str,
+) -> Solution:
+    """Best effort for the unserved (saturation policy), objective, gap and report."""
+    by_name = {s.server: s for s in problem.placeable()}
+    objective = sum(_value(a, by_name[a.server], problem.transition_factor) for a in assignments)
+    served = {a.server for a in assignments}
+    left = sorted(
+        (s for s in by_name.values() if s.server not in served),
+        key=lambda s: (s.priority, s.server),
+    )
+    available = dict(problem.capacity)
+    for a in assignments:
+        for v in a.variants:
+            available[v.candidate.card_type] = available.get(v.candidate.card_type, 0) - v.cards
+    reasons = {s.server: capacity_reason(s, available) for s in left}
+    partial = best_effort(options.saturation_policy, left, available)
+    full = {a.server for a in partial if a.meets_targets}
+    return Solution(
+        assignments=tuple(sorted(assignments + partial, key=lambda a: a.server)),
+        unserved={k: v for k, v in sorted(reasons.items()) if k not in full},
+        status="optimal" if status == "optimal" else "feasible",
+        objective=objective,
+        best_bound=bound,
+        gap=relative_gap(objective, bound, False),
+        lp_bound=lp,
+        detail=detail
+        + ("" if status == "optimal" else "; time limit: feasible, not proven optimal"),
+    )
