@@ -1,0 +1,175 @@
+"""`fleetplan router`: one OpenAI-compatible endpoint in front of the fleet's replicas.
+
+Backends come from one source: `--backends FILE` (a JSON backends document, re-read when
+it changes), `--plan URL` (the controller's plan endpoint, polled; the same document) or
+`--kubernetes SELECTOR` (ready Pods matching a label selector). With none, the router
+starts empty and workers register themselves (`POST /router/backends`). Once listening it
+prints one line, `fleetplan router: listening on http://HOST:PORT ...`, to stdout (so a
+parent started with `--port 0` learns the port). See `serving.router` for the routes and
+`serving.routing` for the policies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from serving.discovery import FileSource, PlanSource
+from serving.router import RouterState, SourceFactory, build_state, serve
+from serving.router_config import SESSION_HEADER, RouterSettings
+from serving.routing import POLICIES, POLICY_NAMES, PolicyOptions
+from specs.errors import SpecError
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `router` sub-command."""
+    p = subparsers.add_parser(
+        "router", help="route OpenAI requests over the replicas of every model",
+        description="Reverse proxy for /v1/completions, /v1/chat/completions and /v1/models "
+        "that spreads requests over the replicas serving each model, by policy.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=_non_negative, default=8080,
+                   help="port (default 8080; 0 picks a free one)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--backends", metavar="FILE", help="backends JSON file (reloaded)")
+    source.add_argument("--plan", metavar="URL", help="controller plan endpoint (polled)")
+    source.add_argument("--kubernetes", metavar="SELECTOR",
+                        help="label selector of the Pods to route to")
+    p.add_argument("--policy", choices=POLICY_NAMES,
+                   help="policy for models the config does not name (default: weighted when "
+                   "backends carry weights, else least_outstanding)")
+    p.add_argument("--model-policy", action="append", default=[], metavar="MODEL=NAME",
+                   help="policy for one model (repeatable; overrides the document's)")
+    _add_behaviour(p)
+    _add_kubernetes(p)
+    p.set_defaults(func=run)
+
+
+def _add_behaviour(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-retries", type=_non_negative, default=2,
+                   help="attempts on other replicas after a failure before the first byte")
+    p.add_argument("--max-outstanding", type=_non_negative, default=256,
+                   help="429 when every candidate has this many requests in flight (0: off)")
+    p.add_argument("--tenant-header", help="enable per-tenant fair share keyed on this header")
+    p.add_argument("--session-header", default=SESSION_HEADER,
+                   help=f"session key for session_affinity (default {SESSION_HEADER})")
+    p.add_argument("--p2c-metric", choices=("outstanding", "latency"), default="outstanding",
+                   help="what power_of_two compares")
+    p.add_argument("--cache-size", type=_non_negative, default=0,
+                   help="exact-match response cache entries (default 0: off)")
+    p.add_argument("--cache-ttl", type=_positive_float, default=60.0, help="cache TTL, s")
+    p.add_argument("--health-interval", type=_positive_float, default=2.0,
+                   help="seconds between health checks")
+    p.add_argument("--heartbeat-timeout", type=_positive_float, default=10.0,
+                   help="default heartbeat deadline of registered workers, s")
+    p.add_argument("--poll-interval", type=_positive_float, default=1.0,
+                   help="seconds between reads of the backends source")
+    p.add_argument("--seed", type=int, help="seed of the randomised policies")
+    p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                   help="event loop (auto: uvloop when installed)")
+    p.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+
+
+def _add_kubernetes(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--namespace", help="Kubernetes namespace (default: all)")
+    p.add_argument("--kubernetes-port", type=int, help="backend port (default: the container "
+                   "port named 'http', else the first)")
+    p.add_argument("--kubernetes-api", metavar="URL",
+                   help="API server URL without auth (default: in-cluster, then kubeconfig)")
+    p.add_argument("--model-label", default="fleetplan.io/model")
+    p.add_argument("--variant-label", default="fleetplan.io/variant")
+    p.add_argument("--weight-annotation", default="fleetplan.io/router-weight")
+    p.add_argument("--class-label", default="fleetplan.io/service-class")
+
+
+def _model_policies(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        model, sep, name = item.partition("=")
+        if not sep or not model or not name:
+            raise SpecError(f"expected MODEL=NAME, got {item!r}", json_path="--model-policy")
+        POLICIES.get(name)  # unknown names list the known ones
+        out[model] = name
+    return out
+
+
+def settings_from_args(args: argparse.Namespace) -> RouterSettings:
+    """The router's settings from the command line (raises `SpecError`)."""
+    return RouterSettings(
+        default_policy=args.policy, model_policies=_model_policies(args.model_policy),
+        policy_options=PolicyOptions(p2c_metric=args.p2c_metric),
+        max_retries=args.max_retries, max_outstanding=args.max_outstanding or None,
+        tenant_header=args.tenant_header, session_header=args.session_header.lower(),
+        cache_size=args.cache_size, cache_ttl_s=args.cache_ttl,
+        health_interval_s=args.health_interval, heartbeat_timeout_s=args.heartbeat_timeout,
+        poll_interval_s=args.poll_interval, seed=args.seed,
+    )
+
+
+def source_from_args(args: argparse.Namespace) -> SourceFactory | None:
+    """How the router learns its backends."""
+    if args.backends:
+        source = FileSource(args.backends)
+        return lambda session: source
+    if args.plan:
+        return lambda session: PlanSource(args.plan, session)
+    if args.kubernetes:
+        from serving.discovery_kubernetes import KubernetesSource, PodLabels, api_client
+
+        labels = PodLabels(args.model_label, args.variant_label, args.weight_annotation,
+                           args.class_label)
+        return lambda session: KubernetesSource(
+            args.kubernetes, api_client(args.kubernetes_api), args.namespace,
+            args.kubernetes_port, labels=labels)
+    return None
+
+
+def _runner(choice: str) -> Callable[[Coroutine[Any, Any, None]], None]:
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise SpecError("uvloop is not installed", json_path="--loop") from None
+        else:
+            return uvloop.run
+    return asyncio.run
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted."""
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings_from_args(args)
+    state: RouterState = build_state(settings, source_from_args(args))
+
+    def ready(url: str) -> None:
+        models = ", ".join(state.pool.models()) or "none yet"
+        print(f"fleetplan router: listening on {url} backends {len(state.pool.backends())} "
+              f"models {models}", flush=True)
+
+    try:
+        _runner(args.loop)(serve(state, args.host, args.port, ready))
+    except OSError as exc:
+        print(f"fleetplan router: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
