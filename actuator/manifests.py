@@ -1,0 +1,311 @@
+"""Variant Deployments built from a template, and the patches that bring one up to date.
+
+A variant is one Deployment, named by `variant_name(server, accelerator)` and built from
+the template of its model (`ManifestSettings.templates[model]`, else `["*"]`; see
+`deploy/kubernetes/variants/` for vLLM and emulated-worker templates):
+
+- labels (Deployment and pod template): `fleetplan.io/managed=true`, `.../server`,
+  `.../model`, `.../service-class`, `.../accelerator`, `.../variant` (the keys the
+  router's Kubernetes discovery reads); the selector is managed + variant;
+- annotations: `fleetplan.io/plan-id`, `fleetplan.io/reason`, `fleetplan.io/router-weight`
+  (the weight also on the pod template, so the first pods carry it);
+- the accelerator: node selector `accelerator_label` (e.g. `nvidia.com/gpu.product`) =
+  `accelerator_values.get(card_type, card_type)`, and the GPU resource count (limits,
+  and requests when the template requests it) = cards per replica;
+- max batch: the serving container's argument `max_batch_arg` (vLLM's `--max-num-seqs`,
+  as `--flag N` or `--flag=N`) or, when set, the env var `max_batch_env`;
+- env `FLEETPLAN_SERVER`, `FLEETPLAN_MODEL`, `FLEETPLAN_SERVICE_CLASS`,
+  `FLEETPLAN_ACCELERATOR`, `FLEETPLAN_VARIANT` and `FLEETPLAN_GPUS` (cards per replica),
+  so templates can say `$(FLEETPLAN_MODEL)` or `--tensor-parallel-size=$(FLEETPLAN_GPUS)`
+  in their args (Kubernetes expands them).
+
+Deployments carry no namespace: they go where the `DeploymentApi` points.
+`template_patch` compares an observed Deployment with the desired one on exactly the
+fields above that live in the pod template (a change there restarts pods) and returns a
+strategic-merge patch (containers merge by name) with a line per difference.
+
+To extend: a new managed field is set in `build_deployment`, read back by a `read_*`
+function and compared in `template_patch` (with a detail line), with a golden-file test.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from actuator.desired import DesiredVariant, label_value
+
+Json = dict[str, Any]
+MAX_REASON_CHARS = 1024
+GPUS_ENV = "FLEETPLAN_GPUS"
+"""Env var holding the cards per replica (e.g. for vLLM's `--tensor-parallel-size`)."""
+
+
+@dataclass(frozen=True)
+class LabelKeys:
+    """Label and annotation keys on managed Deployments (labels also on their pods)."""
+
+    managed: str = "fleetplan.io/managed"
+    server: str = "fleetplan.io/server"
+    model: str = "fleetplan.io/model"
+    service_class: str = "fleetplan.io/service-class"
+    accelerator: str = "fleetplan.io/accelerator"
+    variant: str = "fleetplan.io/variant"
+    plan_id: str = "fleetplan.io/plan-id"
+    reason: str = "fleetplan.io/reason"
+    router_weight: str = "fleetplan.io/router-weight"
+
+    @property
+    def selector(self) -> str:
+        """The label selector of every managed Deployment."""
+        return f"{self.managed}=true"
+
+
+@dataclass(frozen=True)
+class ManifestSettings:
+    """How variant Deployments are built: templates and the knobs fleetplan turns."""
+
+    templates: Mapping[str, Mapping[str, Any]]
+    """Deployment template per model name; key "*" is the default."""
+    container: str | None = None
+    """Name of the serving container; None: the first container."""
+    accelerator_label: str | None = "nvidia.com/gpu.product"
+    """Node label selecting the card type; None: no node selector (GPU-less clusters)."""
+    accelerator_values: Mapping[str, str] = field(default_factory=dict)
+    """Card type -> node label value (e.g. H100 -> NVIDIA-H100-80GB-HBM3); default: as is."""
+    gpu_resource: str | None = "nvidia.com/gpu"
+    """Extended resource counted per replica; None: request none."""
+    max_batch_arg: str | None = "--max-num-seqs"
+    max_batch_env: str | None = None
+    """When set, max batch goes into this env var instead of `max_batch_arg`."""
+    keys: LabelKeys = field(default_factory=LabelKeys)
+
+    def template_for(self, model: str) -> Mapping[str, Any]:
+        """The template of `model` (KeyError naming the known templates when none fits)."""
+        found = self.templates.get(model, self.templates.get("*"))
+        if found is None:
+            raise KeyError(f"no Deployment template for model {model!r} "
+                           f"(templates: {', '.join(sorted(self.templates)) or 'none'})")
+        return found
+
+    def node_value(self, card_type: str) -> str:
+        """The node label value selecting `card_type`."""
+        return self.accelerator_values.get(card_type, card_type)
+
+
+def format_weight(weight: float) -> str:
+    """A router weight as an annotation value (6 significant digits)."""
+    return f"{weight:.6g}"
+
+
+def variant_labels(settings: ManifestSettings, d: DesiredVariant) -> dict[str, str]:
+    """The labels of a variant's Deployment and pods."""
+    k = settings.keys
+    return {k.managed: "true", k.server: label_value(d.server), k.model: label_value(d.model),
+            k.service_class: label_value(d.service_class),
+            k.accelerator: label_value(d.accelerator), k.variant: d.name}
+
+
+def change_annotations(settings: ManifestSettings, plan_id: str, reason: str) -> dict[str, str]:
+    """The annotations recording which plan last changed a variant, and why."""
+    return {settings.keys.plan_id: plan_id, settings.keys.reason: reason[:MAX_REASON_CHARS]}
+
+
+def _identity_env(d: DesiredVariant) -> list[Json]:
+    pairs = (("FLEETPLAN_SERVER", d.server), ("FLEETPLAN_MODEL", d.model),
+             ("FLEETPLAN_SERVICE_CLASS", d.service_class),
+             ("FLEETPLAN_ACCELERATOR", d.accelerator), ("FLEETPLAN_VARIANT", d.name),
+             (GPUS_ENV, str(d.cards_per_replica)))
+    return [{"name": n, "value": v} for n, v in pairs]
+
+
+def _upsert_env(env: list[Json], items: list[Json]) -> list[Json]:
+    names = {item["name"] for item in items}
+    return [e for e in env if e.get("name") not in names] + items
+
+
+def container_of(pod_spec: Mapping[str, Any], name: str | None) -> Json:
+    """The serving container of a pod spec (ValueError when it is missing)."""
+    containers = pod_spec.get("containers") or []
+    for container in containers:
+        if name is None or container.get("name") == name:
+            return container
+    raise ValueError(f"pod template has no container {name!r}" if name else
+                     "pod template has no containers")
+
+
+def flag_value(args: list[str], flag: str) -> str | None:
+    """The value of `flag` in an argument list (`--flag N` or `--flag=N`), if present."""
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(flag + "="):
+            return arg[len(flag) + 1:]
+    return None
+
+
+def with_flag(args: list[str], flag: str, value: str) -> list[str]:
+    """`args` with `flag` set to `value`, in the form it already has (else appended)."""
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg == flag and i + 1 < len(out):
+            out[i + 1] = value
+            return out
+        if arg.startswith(flag + "="):
+            out[i] = f"{flag}={value}"
+            return out
+    return [*out, flag, value]
+
+
+def _set_max_batch(settings: ManifestSettings, container: Json, max_batch: int) -> None:
+    if settings.max_batch_env:
+        env = container.get("env") or []
+        container["env"] = _upsert_env(env, [{"name": settings.max_batch_env,
+                                              "value": str(max_batch)}])
+    elif settings.max_batch_arg:
+        container["args"] = with_flag(container.get("args") or [], settings.max_batch_arg,
+                                      str(max_batch))
+
+
+def _set_gpus(settings: ManifestSettings, container: Json, gpus: int) -> None:
+    if not settings.gpu_resource:
+        return
+    resources = container.setdefault("resources", {})
+    resources.setdefault("limits", {})[settings.gpu_resource] = str(gpus)
+    if settings.gpu_resource in (resources.get("requests") or {}):
+        resources["requests"][settings.gpu_resource] = str(gpus)
+
+
+def build_deployment(settings: ManifestSettings, d: DesiredVariant, *, plan_id: str,
+                     reason: str) -> Json:
+    """The full Deployment of a variant, from its model's template."""
+    body: Json = copy.deepcopy(dict(settings.template_for(d.model)))
+    body.pop("status", None)
+    labels = variant_labels(settings, d)
+    old_meta = body.get("metadata") or {}
+    body.update(apiVersion="apps/v1", kind="Deployment")
+    body["metadata"] = {
+        "name": d.name,
+        "labels": {**(old_meta.get("labels") or {}), **labels},
+        "annotations": {**(old_meta.get("annotations") or {}),
+                        **change_annotations(settings, plan_id, reason),
+                        settings.keys.router_weight: format_weight(d.router_weight)},
+    }
+    spec = body.setdefault("spec", {})
+    spec["replicas"] = d.replicas
+    spec["selector"] = {"matchLabels": {settings.keys.managed: "true",
+                                        settings.keys.variant: d.name}}
+    pod = spec.setdefault("template", {})
+    pod_meta = pod.setdefault("metadata", {})
+    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels}
+    pod_meta["annotations"] = {**(pod_meta.get("annotations") or {}),
+                               settings.keys.router_weight: format_weight(d.router_weight)}
+    pod_spec = pod.setdefault("spec", {})
+    if settings.accelerator_label:
+        node_selector = pod_spec.setdefault("nodeSelector", {})
+        node_selector[settings.accelerator_label] = settings.node_value(d.card_type)
+    container = container_of(pod_spec, settings.container)
+    container["env"] = _upsert_env(container.get("env") or [], _identity_env(d))
+    _set_gpus(settings, container, d.cards_per_replica)
+    _set_max_batch(settings, container, d.max_batch)
+    return body
+
+
+def _pod_spec(deployment: Mapping[str, Any]) -> Mapping[str, Any]:
+    return ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def read_max_batch(settings: ManifestSettings, deployment: Mapping[str, Any]) -> int | None:
+    """The max batch a Deployment configures (None when it does not say)."""
+    try:
+        container = container_of(_pod_spec(deployment), settings.container)
+    except ValueError:
+        return None
+    return _container_max_batch(settings, container)
+
+
+def _container_max_batch(settings: ManifestSettings, container: Mapping[str, Any]) -> int | None:
+    if settings.max_batch_env:
+        env = {e.get("name"): e.get("value") for e in container.get("env") or []}
+        return _int(env.get(settings.max_batch_env))
+    if settings.max_batch_arg:
+        return _int(flag_value(container.get("args") or [], settings.max_batch_arg))
+    return None
+
+
+def read_gpus(settings: ManifestSettings, deployment: Mapping[str, Any]) -> int | None:
+    """The GPU count per replica a Deployment asks for (its limit)."""
+    if not settings.gpu_resource:
+        return None
+    try:
+        container = container_of(_pod_spec(deployment), settings.container)
+    except ValueError:
+        return None
+    limits = (container.get("resources") or {}).get("limits") or {}
+    return _int(limits.get(settings.gpu_resource))
+
+
+def read_node_value(settings: ManifestSettings, deployment: Mapping[str, Any]) -> str | None:
+    """The node selector value of the accelerator label."""
+    if not settings.accelerator_label:
+        return None
+    return (_pod_spec(deployment).get("nodeSelector") or {}).get(settings.accelerator_label)
+
+
+def _container_patch(settings: ManifestSettings, observed: Json, d: DesiredVariant,
+                     details: list[str]) -> Json:
+    patch: Json = {"name": observed.get("name")}
+    env: list[Json] = []
+    before_batch = _container_max_batch(settings, observed)
+    if (settings.max_batch_env or settings.max_batch_arg) and before_batch != d.max_batch:
+        changed = copy.deepcopy(observed)
+        _set_max_batch(settings, changed, d.max_batch)
+        if settings.max_batch_env:
+            env.append({"name": settings.max_batch_env, "value": str(d.max_batch)})
+        else:
+            patch["args"] = changed["args"]
+        details.append(f"max batch {before_batch} -> {d.max_batch}")
+    resources = observed.get("resources") or {}
+    before_gpus = _int((resources.get("limits") or {}).get(settings.gpu_resource or ""))
+    if settings.gpu_resource and before_gpus != d.cards_per_replica:
+        changed = copy.deepcopy(observed)
+        _set_gpus(settings, changed, d.cards_per_replica)
+        patch["resources"] = {k: {settings.gpu_resource: v[settings.gpu_resource]}
+                              for k, v in changed["resources"].items()
+                              if settings.gpu_resource in v}
+        details.append(f"{settings.gpu_resource} per replica {before_gpus} -> "
+                       f"{d.cards_per_replica}")
+        env.append({"name": GPUS_ENV, "value": str(d.cards_per_replica)})
+    if env:
+        patch["env"] = env
+    return patch
+
+
+def template_patch(settings: ManifestSettings, observed: Mapping[str, Any],
+                   d: DesiredVariant) -> tuple[Json | None, tuple[str, ...]]:
+    """The strategic-merge patch of the pod template that makes `observed` run `d` (None
+    when nothing differs), and one detail line per difference. ValueError when the
+    observed pod template has no serving container."""
+    details: list[str] = []
+    pod_patch: Json = {}
+    wanted = settings.node_value(d.card_type)
+    before = read_node_value(settings, observed)
+    if settings.accelerator_label and before != wanted:
+        pod_patch["nodeSelector"] = {settings.accelerator_label: wanted}
+        details.append(f"node selector {settings.accelerator_label} {before} -> {wanted}")
+    container = container_of(_pod_spec(observed), settings.container)
+    container_patch = _container_patch(settings, container, d, details)
+    if len(container_patch) > 1:
+        pod_patch["containers"] = [container_patch]
+    if not details:
+        return None, ()
+    return {"spec": {"template": {"spec": pod_patch}}}, tuple(details)
