@@ -1,4 +1,4 @@
-"""The data plane: the emulated batched inference worker and the load generator.
+"""The data plane: the router, the emulated batched inference worker and the load generator.
 
 - `serving.worker` (+ `driver`, `metrics`, `openai_api`, `worker_config`): an aiohttp
   server with vLLM's OpenAI-compatible API and metric names, batching with
@@ -6,7 +6,10 @@
 - `serving.arrivals`, `serving.traces`: arrival processes (Poisson, rate schedules,
   trace replay); `serving.loadgen`, `serving.loadclient`, `serving.report`: the load
   generator as a library (run a schedule against target URLs, get a typed report).
+- `serving.router` (+ `router_*`, `discovery*`, `routing/`): the OpenAI-compatible router:
+  backends from a file, the controller's `/plan`, Kubernetes pods or registration;
+  routing policies registered by name in `serving.routing`; admission, retries, cache.
 
-Layer: below `controller`; imports `queue_models` and `specs` only. The simulator must not
+Layer: below `controller`; may import every package but `controller` and `simulator`. The simulator must not
 import this package (it runs `BatchEngine` itself).
 """
