@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/lint-imports
+bash scripts/install-prometheus.sh
 .venv/bin/pytest -q "$@"
