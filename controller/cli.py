@@ -5,38 +5,49 @@ sub-command and sets `func(args) -> int` as the parser default. A `SpecError` (b
 becomes one line on stderr and exit code 2; nothing is written in that case, because
 commands write their outputs atomically and only after all checks pass.
 
-To extend: add a command module and list it in `COMMANDS`.
+To extend: add a command module and list its name in `COMMANDS`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
-from controller.commands import loadgen, optimize, schema, size, validate, worker
 from specs.errors import EXIT_BAD_INPUT, SpecError
 from specs.registry import UnknownNameError
 
-COMMANDS = (validate, size, schema, worker, loadgen, optimize)
+COMMANDS = (
+    "validate", "size", "schema", "optimize", "worker", "loadgen", "router", "tune", "run", "up",
+)
+"""Command modules under `controller.commands`, in the order `--help` lists them."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every registered sub-command."""
+def _command(name: str) -> ModuleType:
+    return importlib.import_module(f"controller.commands.{name}")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every sub-command, or just `only` (imports are lazy, so
+    `fleetplan worker` does not pay for the optimizer's or the tuner's imports)."""
     parser = argparse.ArgumentParser(
         prog="fleetplan",
         description="Keep an LLM inference fleet on the cheapest accelerator mix that meets "
         "every service class's latency targets.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
-        command.register(subparsers)
+    for name in (only,) if only else COMMANDS:
+        _command(name).register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    first = next((w for w in words if not w.startswith("-")), None)
+    args = build_parser(first if first in COMMANDS else None).parse_args(words)
     try:
         return int(args.func(args))
     except SpecError as exc:

@@ -1,0 +1,337 @@
+"""Stabilising a proposed plan against the running fleet (a policy: pure, registered by name).
+
+The optimizer answers "what is cheapest for this load"; acting on every answer makes a
+fleet flap. A stabiliser turns (its previous state, the proposed plan, the fleet as it
+runs, the time) into (the final plan, the actions it held off with reasons, its new
+state). Registered stabilisers (`STABILIZERS`):
+
+- `hysteresis` (default): scale-up at once (at most `max_step_up` replicas per variant
+  and tick, when set); scale-down only after a lower plan has been proposed for
+  `scale_down_delay_s`, then to the highest replica count proposed during that time, at
+  most `max_step_down` per tick; no accelerator switch for a server unless it saves at
+  least `min_switch_saving` (a fraction) of the cost of staying on the current
+  accelerators, resized for the same load. When a hold would exceed a card type's
+  capacity, the holds on that type are released. Held variants keep their router weight
+  share (replicas x per-replica rate).
+- `none`: the proposed plan as it is (inferno's behaviour: only the optimizer's
+  switch penalty).
+
+To extend: write a function with `Stabilizer`'s signature and register it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from specs.documents import FleetSpec
+from specs.plan import Plan, ServerAllocation, VariantAllocation
+from specs.registry import Registry
+
+HeldKind = Literal["scale-down", "switch", "step-up", "step-down"]
+VariantKey = tuple[str, str]
+"""(server, accelerator)."""
+
+
+class StabilizerOptions(BaseModel):
+    """How cautious the stabiliser is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scale_down_delay_s: float = Field(
+        300.0, ge=0, description="A lower replica count must be proposed this long before "
+        "a variant is scaled down, s.")
+    max_step_up: int | None = Field(
+        None, ge=1, description="Most replicas added to a variant per tick (none: no bound).")
+    max_step_down: int | None = Field(
+        None, ge=1, description="Most replicas removed from a variant per tick (none: no bound).")
+    min_switch_saving: float = Field(
+        0.1, ge=0, le=1, description="Switch a server's accelerators only when that saves at "
+        "least this fraction of the cost of staying.")
+
+
+class PendingDown(BaseModel):
+    """A variant waiting to scale down."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    since: float = Field(description="When a lower count was first proposed, s.")
+    floor: int = Field(ge=0, description="Highest count proposed since then.")
+
+
+class StabilizerState(BaseModel):
+    """What the stabiliser remembers between ticks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pending: dict[str, PendingDown] = Field(
+        default_factory=dict, description="Scale-downs waiting, by 'server/accelerator'.")
+
+
+@dataclass(frozen=True)
+class HeldAction:
+    """An action the stabiliser did not take (yet), and why."""
+
+    server: str
+    accelerator: str
+    kind: HeldKind
+    proposed: int
+    kept: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class StabilizeInput:
+    """Everything a stabiliser decides from."""
+
+    spec: FleetSpec
+    proposed: Plan
+    current: Mapping[VariantKey, int]
+    """Replicas running now per (server, accelerator)."""
+    previous: Plan | None
+    now: float
+
+
+@dataclass(frozen=True)
+class StabilizeResult:
+    """The final plan, the held-off actions and the new state."""
+
+    plan: Plan
+    held: tuple[HeldAction, ...] = ()
+    state: StabilizerState = field(default_factory=StabilizerState)
+
+
+class Stabilizer(Protocol):
+    """A stabiliser (see the module docstring)."""
+
+    def __call__(self, state: StabilizerState, inp: StabilizeInput,
+                 options: StabilizerOptions) -> StabilizeResult:
+        """Decide the final plan."""
+        ...
+
+
+def _key(server: str, accelerator: str) -> str:
+    return f"{server}/{accelerator}"
+
+
+def no_stabilizer(state: StabilizerState, inp: StabilizeInput,
+                  options: StabilizerOptions) -> StabilizeResult:
+    """The proposed plan unchanged."""
+    return StabilizeResult(inp.proposed, (), StabilizerState())
+
+
+# -- variants and allocations ---------------------------------------------------------------
+
+
+def variant_template(inp: StabilizeInput, server: str, accelerator: str) -> VariantAllocation | None:
+    """A variant of `server` on `accelerator` to copy: proposed, previous, else the spec."""
+    for plan in (inp.proposed, inp.previous):
+        alloc = plan.allocation(server) if plan else None
+        for v in alloc.variants if alloc else ():
+            if v.accelerator == accelerator and v.replicas > 0:
+                return v
+    spec = inp.spec
+    unit = next((a for a in spec.accelerators if a.name == accelerator), None)
+    srv = next((s for s in spec.servers if s.name == server), None)
+    if unit is None or srv is None:
+        return None
+    profile = next((p for p in spec.profiles
+                    if p.model == srv.model and p.accelerator == accelerator), None)
+    units = profile.units_per_replica if profile else 1
+    return VariantAllocation(
+        accelerator=accelerator, card_type=unit.card_type, replicas=1,
+        max_batch=(profile.max_batch if profile else 1), cards=units * unit.multiplicity,
+        cost_per_hour=units * unit.cost_per_hour, arrival_rate_rps=0.0, router_weight=0.0)
+
+
+def resized(variant: VariantAllocation, replicas: int) -> VariantAllocation:
+    """`variant` with `replicas` replicas (cards and cost scaled per replica)."""
+    if variant.replicas == replicas:
+        return variant
+    per = max(variant.replicas, 1)
+    return variant.model_copy(update={
+        "replicas": replicas, "cards": variant.cards // per * replicas,
+        "cost_per_hour": variant.cost_per_hour / per * replicas})
+
+
+def with_variants(alloc: ServerAllocation, variants: list[VariantAllocation]) -> ServerAllocation:
+    """`alloc` with new variants: zero-replica ones dropped, weights and cost recomputed."""
+    kept = [v for v in variants if v.replicas > 0]
+    shares = [v.replicas * (v.max_rate_per_replica_rps or 1.0) for v in kept]
+    total = sum(shares)
+    rate = alloc.load.arrival_rate_rps
+    out = [v.model_copy(update={"router_weight": round(s / total, 6) if total else 0.0,
+                                "arrival_rate_rps": rate * s / total if total else 0.0})
+           for v, s in zip(kept, shares, strict=True)]
+    return alloc.model_copy(update={"variants": out,
+                                    "cost_per_hour": sum(v.cost_per_hour for v in out)})
+
+
+def rebuilt(plan: Plan, allocations: list[ServerAllocation]) -> Plan:
+    """`plan` with new allocations (sorted by server) and recomputed totals."""
+    allocations = sorted(allocations, key=lambda a: a.server)
+    cards: dict[str, int] = {}
+    for alloc in allocations:
+        for v in alloc.variants:
+            cards[v.card_type] = cards.get(v.card_type, 0) + v.cards
+    return plan.model_copy(update={
+        "allocations": allocations, "cards_used": dict(sorted(cards.items())),
+        "total_cost_per_hour": sum(a.cost_per_hour for a in allocations)})
+
+
+def _empty_allocation(spec: FleetSpec, server: str) -> ServerAllocation | None:
+    srv = next((s for s in spec.servers if s.name == server), None)
+    if srv is None:
+        return None
+    klass = next((c for c in spec.service_classes if c.name == srv.service_class), None)
+    return ServerAllocation(server=srv.name, model=srv.model, service_class=srv.service_class,
+                            priority=klass.priority if klass else 100,
+                            load=srv.load)
+
+
+# -- hysteresis -----------------------------------------------------------------------------
+
+
+def _stay_option(inp: StabilizeInput, alloc: ServerAllocation,
+                 running: list[str]) -> list[VariantAllocation] | None:
+    """The current accelerators resized for the proposed load, or None when unknown."""
+    variants = [variant_template(inp, alloc.server, acc) for acc in running]
+    if any(v is None or v.max_rate_per_replica_rps <= 0 for v in variants):
+        return None
+    known = [v for v in variants if v is not None]
+    capacity = sum(v.max_rate_per_replica_rps for v in known)
+    rate = alloc.load.arrival_rate_rps
+    out = []
+    for v in known:
+        share = rate * v.max_rate_per_replica_rps / capacity
+        out.append(resized(v, max(math.ceil(share / v.max_rate_per_replica_rps - 1e-9), 1)))
+    return out
+
+
+def _hold_switch(inp: StabilizeInput, alloc: ServerAllocation, options: StabilizerOptions,
+                 ) -> tuple[ServerAllocation, HeldAction | None]:
+    running = sorted(acc for (srv, acc), n in inp.current.items() if srv == alloc.server and n > 0)
+    proposed = sorted(v.accelerator for v in alloc.variants if v.replicas > 0)
+    if not running or not proposed or set(proposed) <= set(running):
+        return alloc, None
+    stay = _stay_option(inp, alloc, running)
+    if stay is None:
+        return alloc, None
+    stay_cost = sum(v.cost_per_hour for v in stay)
+    saving = stay_cost - alloc.cost_per_hour
+    if stay_cost <= 0 or saving >= options.min_switch_saving * stay_cost:
+        return alloc, None
+    held = HeldAction(alloc.server, ",".join(proposed), "switch",
+                      sum(v.replicas for v in alloc.variants), sum(v.replicas for v in stay),
+                      f"switch {'+'.join(running)} -> {'+'.join(proposed)} saves "
+                      f"{saving / stay_cost:.1%} < {options.min_switch_saving:.0%}")
+    return with_variants(alloc, stay), held
+
+
+def _scale(key: VariantKey, want: int, have: int, state: dict[str, PendingDown],
+           inp: StabilizeInput, options: StabilizerOptions) -> tuple[int, HeldAction | None]:
+    """Replicas for one variant, updating `state`; with the held action, if any."""
+    name = _key(*key)
+    if want >= have:
+        state.pop(name, None)
+        step = options.max_step_up
+        if step is not None and want > have + step:
+            return have + step, HeldAction(*key, "step-up", want, have + step,
+                                           f"at most {step} more replicas per tick")
+        return want, None
+    pending = state.get(name)
+    pending = (PendingDown(since=inp.now, floor=want) if pending is None
+               else pending.model_copy(update={"floor": max(pending.floor, want)}))
+    waited = inp.now - pending.since
+    if waited < options.scale_down_delay_s:
+        state[name] = pending
+        return have, HeldAction(*key, "scale-down", want, have,
+                                f"lower plan held {waited:.0f} s of "
+                                f"{options.scale_down_delay_s:.0f} s")
+    target = pending.floor
+    step = options.max_step_down
+    if step is not None and have - target > step:
+        state[name] = pending
+        return have - step, HeldAction(*key, "step-down", target, have - step,
+                                       f"at most {step} fewer replicas per tick")
+    state.pop(name, None)
+    return target, None
+
+
+def _allocations(inp: StabilizeInput, options: StabilizerOptions,
+                 held: list[HeldAction]) -> dict[str, ServerAllocation]:
+    out: dict[str, ServerAllocation] = {}
+    for alloc in inp.proposed.allocations:
+        final, switch = _hold_switch(inp, alloc, options)
+        out[alloc.server] = final
+        if switch:
+            held.append(switch)
+    for server, _ in sorted(inp.current):
+        if server not in out:
+            empty = _empty_allocation(inp.spec, server)
+            if empty is not None:
+                out[server] = empty
+    return out
+
+
+def hysteresis(state: StabilizerState, inp: StabilizeInput,
+               options: StabilizerOptions) -> StabilizeResult:
+    """See the module docstring."""
+    held: list[HeldAction] = []
+    pending = dict(state.pending)
+    allocations = _allocations(inp, options, held)
+    final: list[ServerAllocation] = []
+    for server, alloc in sorted(allocations.items()):
+        wanted = {v.accelerator: v for v in alloc.variants}
+        running = {acc: n for (srv, acc), n in inp.current.items() if srv == server}
+        variants = []
+        for acc in sorted(set(wanted) | set(running)):
+            want = wanted[acc].replicas if acc in wanted else 0
+            count, action = _scale((server, acc), want, running.get(acc, 0), pending, inp, options)
+            template = wanted.get(acc) or variant_template(inp, server, acc)
+            if action:
+                held.append(action)
+            if template is not None and count > 0:
+                variants.append(resized(template, count))
+        final.append(with_variants(alloc, variants))
+    plan = rebuilt(inp.proposed, final)
+    plan, held = _release_over_capacity(inp, plan, held, pending)
+    live = {_key(*k) for k in inp.current} | {_key(a.server, v.accelerator)
+                                              for a in plan.allocations for v in a.variants}
+    return StabilizeResult(plan, tuple(held),
+                           StabilizerState(pending={k: p for k, p in sorted(pending.items())
+                                                    if k in live}))
+
+
+def _release_over_capacity(inp: StabilizeInput, plan: Plan, held: list[HeldAction],
+                           pending: dict[str, PendingDown],
+                           ) -> tuple[Plan, list[HeldAction]]:
+    """Drop holds on card types whose capacity the final plan would exceed."""
+    over = {t for t, n in plan.cards_used.items() if n > inp.spec.capacity.get(t, 0)}
+    if not over:
+        return plan, held
+    allocations = []
+    released: set[str] = set()
+    for alloc in plan.allocations:
+        if any(v.card_type in over for v in alloc.variants):
+            released.add(alloc.server)
+            alloc = inp.proposed.allocation(alloc.server) or with_variants(alloc, [])
+        allocations.append(alloc)
+    held = [h for h in held if h.server not in released]
+    for name in [k for k in pending if k.split("/", 1)[0] in released]:
+        pending.pop(name)
+    return rebuilt(plan, allocations), held
+
+
+STABILIZERS: Registry[Stabilizer] = Registry("stabilizer")
+STABILIZERS.register("hysteresis", hysteresis)
+STABILIZERS.register("none", no_stabilizer)
+
+
+def stabilizer_names() -> list[str]:
+    """Registered stabiliser names, sorted."""
+    return STABILIZERS.names()
