@@ -18,25 +18,12 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from controller.commands.argtypes import non_negative_int, positive_float
 from serving.discovery import FileSource, PlanSource
 from serving.router import RouterState, SourceFactory, build_state, serve
 from serving.router_config import SESSION_HEADER, RouterSettings
 from serving.routing import POLICIES, POLICY_NAMES, PolicyOptions
 from specs.errors import SpecError
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "that spreads requests over the replicas serving each model, by policy.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=_non_negative, default=8080,
+    p.add_argument("--port", type=non_negative_int, default=8080,
                    help="port (default 8080; 0 picks a free one)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--backends", metavar="FILE", help="backends JSON file (reloaded)")
@@ -65,23 +52,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_behaviour(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-retries", type=_non_negative, default=2,
+    p.add_argument("--max-retries", type=non_negative_int, default=2,
                    help="attempts on other replicas after a failure before the first byte")
-    p.add_argument("--max-outstanding", type=_non_negative, default=256,
+    p.add_argument("--max-outstanding", type=non_negative_int, default=256,
                    help="429 when every candidate has this many requests in flight (0: off)")
     p.add_argument("--tenant-header", help="enable per-tenant fair share keyed on this header")
     p.add_argument("--session-header", default=SESSION_HEADER,
                    help=f"session key for session_affinity (default {SESSION_HEADER})")
     p.add_argument("--p2c-metric", choices=("outstanding", "latency"), default="outstanding",
                    help="what power_of_two compares")
-    p.add_argument("--cache-size", type=_non_negative, default=0,
+    p.add_argument("--cache-size", type=non_negative_int, default=0,
                    help="exact-match response cache entries (default 0: off)")
-    p.add_argument("--cache-ttl", type=_positive_float, default=60.0, help="cache TTL, s")
-    p.add_argument("--health-interval", type=_positive_float, default=2.0,
+    p.add_argument("--cache-ttl", type=positive_float, default=60.0, help="cache TTL, s")
+    p.add_argument("--health-interval", type=positive_float, default=2.0,
                    help="seconds between health checks")
-    p.add_argument("--heartbeat-timeout", type=_positive_float, default=10.0,
+    p.add_argument("--heartbeat-timeout", type=positive_float, default=10.0,
                    help="default heartbeat deadline of registered workers, s")
-    p.add_argument("--poll-interval", type=_positive_float, default=1.0,
+    p.add_argument("--poll-interval", type=positive_float, default=1.0,
                    help="seconds between reads of the backends source")
     p.add_argument("--seed", type=int, help="seed of the randomised policies")
     p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",

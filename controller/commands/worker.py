@@ -12,23 +12,10 @@ import argparse
 import asyncio
 import sys
 
+from controller.commands.argtypes import non_negative_int, positive_int
 from serving.worker import serve
 from serving.worker_config import DEFAULT_MAX_TOKENS, WorkerSettings, worker_settings
 from specs.loading import load_fleet
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,20 +30,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--spec", required=True,
                         help="fleet spec: native document, inferno system-data.json or directory")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=_non_negative, default=8000,
+    parser.add_argument("--port", type=non_negative_int, default=8000,
                         help="port (default 8000; 0 picks a free one)")
-    parser.add_argument("--max-batch", type=_positive,
+    parser.add_argument("--max-batch", type=positive_int,
                         help="max requests running at once (default: the profile's max_batch)")
-    parser.add_argument("--max-queue", type=_non_negative,
+    parser.add_argument("--max-queue", type=non_negative_int,
                         help="bound on waiting requests beyond free batch slots; more get 429 "
                         "(default: unbounded)")
-    parser.add_argument("--kv-capacity-tokens", type=_positive,
+    parser.add_argument("--kv-capacity-tokens", type=positive_int,
                         help="KV cache size in tokens (default: max batch x mean in+out tokens "
                         "of the spec's servers of the model, see serving/worker_config.py)")
-    parser.add_argument("--token-budget", type=_positive,
+    parser.add_argument("--token-budget", type=positive_int,
                         help="tokens per iteration for chunked prefill (default: the profile's)")
     parser.add_argument("--served-model-name", help="model name in the API (default: --model)")
-    parser.add_argument("--default-max-tokens", type=_positive, default=DEFAULT_MAX_TOKENS,
+    parser.add_argument("--default-max-tokens", type=positive_int, default=DEFAULT_MAX_TOKENS,
                         help=f"output tokens when a request sets none (default {DEFAULT_MAX_TOKENS})")
     parser.set_defaults(func=run)
 
