@@ -44,11 +44,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from queue_models import ServiceParams, get_queue_model  # noqa: E402
-from serving.arrivals import TraceArrivals  # noqa: E402
 from serving.loadclient import ClientOptions  # noqa: E402
 from serving.loadgen import LoadGenerator, LoadOptions  # noqa: E402
 from serving.report import build_report  # noqa: E402
-from serving.traces import read_trace  # noqa: E402
+from workloads.arrivals import TraceArrivals  # noqa: E402
+from workloads.traces import read_trace  # noqa: E402
 
 SPEC = ROOT / "specs" / "examples" / "h100-vllm.json"
 TRACE = ROOT.parent / "shared" / "data" / "azure2023" / "AzureLLMInferenceTrace_conv.csv"

@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 import aiohttp
 
-from serving.arrivals import Arrival
 from serving.openai_api import CHARS_PER_TOKEN
+from workloads.arrivals import Arrival
 
 SERVICE_CLASS_HEADER = "x-service-class"
 PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}

@@ -26,8 +26,8 @@ from urllib.parse import urlparse
 
 import aiohttp
 
-from serving.arrivals import Arrival
 from serving.loadclient import ClientOptions, RequestResult, send
+from workloads.arrivals import Arrival
 
 ProgressCallback = Callable[[int, int, int], None]
 

@@ -20,7 +20,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from serving.arrivals import (
+from serving.loadclient import ClientOptions
+from serving.loadgen import LoadGenerator, LoadOptions
+from serving.report import ClassReport, LoadReport, build_report
+from specs.documents import ModelTarget
+from specs.errors import SpecError
+from specs.loading import load_fleet, write_json_atomic
+from workloads.arrivals import (
     Arrival,
     PoissonArrivals,
     RateSchedule,
@@ -29,13 +35,7 @@ from serving.arrivals import (
     TraceArrivals,
     assign_classes,
 )
-from serving.loadclient import ClientOptions
-from serving.loadgen import LoadGenerator, LoadOptions
-from serving.report import ClassReport, LoadReport, build_report
-from serving.traces import read_trace
-from specs.documents import ModelTarget
-from specs.errors import SpecError
-from specs.loading import load_fleet, write_json_atomic
+from workloads.traces import read_trace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from serving.arrivals import RateSchedule
+from workloads.arrivals import RateSchedule
 
 SLOWDOWN = 12.0
 MODEL = "llama_3_1_8b"

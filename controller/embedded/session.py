@@ -42,7 +42,6 @@ from controller.stabilize import StabilizerOptions
 from controller.state import StateFile
 from controller.tick import TickReport
 from controller.wiring import FleetScrapeSource, local_actuator
-from serving.arrivals import ScheduledArrivals, TokenSizes, assign_classes
 from serving.discovery import PlanSource
 from serving.loadclient import ClientOptions, RequestResult
 from serving.loadgen import LoadGenerator, LoadOptions
@@ -52,6 +51,7 @@ from serving.router_config import RouterSettings
 from specs.clock import SystemClock
 from specs.documents import FleetSpec
 from specs.loading import load_fleet
+from workloads.arrivals import ScheduledArrivals, TokenSizes, assign_classes
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.arrivals import Arrival
 from serving.loadclient import RequestResult
 from serving.loadgen import LoadGenerator, LoadOptions
+from workloads.arrivals import Arrival
 
 MODEL = "llama_3_1_8b"
 ACCELERATOR = "H100"

@@ -31,10 +31,10 @@ import pytest
 
 from collector import CollectorConfig, ScrapeCollector, VariantConfig, observations_of
 from queue_models import ServiceParams, get_queue_model
-from serving.arrivals import Arrival
 from tests.collector.live import ACCELERATOR, MODEL, run_load, worker_args, write_spec
 from tests.integration.processes import started_workers
 from tuner import Observation, Tuner, TunerState, tuned_profiles
+from workloads.arrivals import Arrival
 
 HIDDEN = (12.0, 0.03, 1e-4)
 MAX_BATCH = 32

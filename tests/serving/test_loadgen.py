@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving.arrivals import Arrival, PoissonArrivals, TokenSizes, assign_classes
 from serving.loadclient import ClientOptions, RequestResult, request_body
 from serving.loadgen import LoadGenerator, LoadOptions
 from serving.openai_api import parse_request
 from serving.report import build_report
 from specs.documents import ModelTarget
 from tests.serving.conftest import running_worker, settings
+from workloads.arrivals import Arrival, PoissonArrivals, TokenSizes, assign_classes
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "specs" / "examples" / "h100-vllm.json"
 

@@ -9,7 +9,7 @@ the same processes in virtual time).
   two points at the same time), e.g. `RateSchedule.parse("0:1,60:10,120:10")`, or a
   diurnal shape `RateSchedule.diurnal(min, max, period, duration)`. A non-homogeneous
   Poisson process by thinning.
-- `TraceArrivals`: replay of trace records (`serving.traces`) from a window of the trace,
+- `TraceArrivals`: replay of trace records (`workloads.traces`) from a window of the trace,
   with a time-scale factor (0.5 replays twice as fast) and a rate multiplier (0.5 keeps
   each request with probability 1/2; 2.5 sends each request 2 or 3 times, the extra
   copies spread uniformly over the gap to the next request so no burst is created).
@@ -28,7 +28,7 @@ from typing import Protocol
 
 import numpy as np
 
-from serving.traces import TraceRecord
+from workloads.traces import TraceRecord
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving.arrivals import (
+from specs.errors import SpecError
+from tests.conftest import shared_path
+from workloads.arrivals import (
     Arrival,
     PoissonArrivals,
     RateSchedule,
@@ -16,9 +18,7 @@ from serving.arrivals import (
     TraceArrivals,
     assign_classes,
 )
-from serving.traces import TraceRecord, read_azure, read_mooncake, read_trace
-from specs.errors import SpecError
-from tests.conftest import shared_path
+from workloads.traces import TraceRecord, read_azure, read_mooncake, read_trace
 
 
 def rng(seed: int = 0) -> np.random.Generator:

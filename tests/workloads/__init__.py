@@ -1,0 +1,1 @@
+"""Tests of workload arrival processes and trace readers."""
