@@ -1,0 +1,17 @@
+"""The discrete-event twin of a fleet: replicas running `queue_models.engine.BatchEngine`
+in virtual time, driven by the real control loop.
+
+- `simulator.cluster.SimCluster`: the twin; an `actuator.base.Actuator` and a
+  `controller.sources.MetricsSource` at once, so `controller.loop.ControlLoop` runs
+  against it unchanged. `advance_to(t)` runs events up to virtual time t.
+- `simulator.replica.SimReplica`: one replica (start-up, ready, draining) and its engine.
+- `simulator.records`: requests submitted and per-request records for evaluation.
+- `simulator.routing`: how a server's requests are spread over its variants.
+- `simulator.window`: per-variant figures over the last window (a `VariantSnapshot`).
+
+Layer: beside `serving` (neither imports the other); may import collector, actuator,
+optimizer, tuner, queue_models, workloads and specs. No clock reads: time is virtual.
+
+To extend: a new routing policy is a function in `simulator.routing`; a new figure is
+one more field filled in `simulator.window`.
+"""
