@@ -6,11 +6,12 @@ state machine: no asyncio, no HTTP, no clock reads. A driver (the asyncio worker
 
 1. `submit(...)` for every arriving request (priority 1 is the most important);
 2. `next_iteration(now)` -> the `Iteration` to run: which requests take part, how many
-   prefill tokens each gets, and how long it takes according to the profile;
+   prefill tokens each gets, and how long it takes according to the iteration-cost law
+   (`EngineConfig.law`, default the profile's: `queue_models.iteration_cost`);
 3. `complete(iteration, now)` at the iteration's end -> `TokenEvent`s (first token,
    token, finished), one per request that generated a token.
 
-Iteration time follows inferno's batch-queue v0.8 model (INFERNO.md), in ms:
+The default law, iteration time by inferno's batch-queue v0.8 model (INFERNO.md), in ms:
 
     duration = alpha + sum over slots of work(slot)
     decode step of a request:       beta + gamma * c,   c = input + tokens generated,
@@ -41,9 +42,16 @@ the batch has drained below the new bound. KV capacity (tokens) is reserved at a
 for the whole request (prompt + output), so usage never exceeds capacity; the reported
 usage is what is filled (prompt tokens prefilled + tokens generated).
 
-To extend: a different iteration-cost law overrides `_duration_ms` (and the slots'
-`context_tokens`); a different admission or chunking policy overrides `_admit` or
-`_plan_prefill`. Keep it free of I/O and time reads so virtual time still works.
+`occupancy(now)` gives the time integrals of the running, waiting and KV gauges (updated
+whenever the engine is given a `now`: submit, next_iteration, complete; `cancel` has no
+time, so its change counts from the previous reading). A driver in virtual time may run
+many iterations between outside events in one go (the simulator's `FusedEngine`
+subclass does); it must keep the law called once per iteration, in order.
+
+To extend: a different iteration-cost law is an `EngineConfig.law` (any
+`queue_models.iteration_cost.IterationCost`); a different admission or chunking policy
+overrides `_admit` or `_plan_prefill`. Keep it free of I/O and time reads so virtual
+time still works.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ from queue_models.engine_types import (
     EngineError,
     EngineStats,
     Iteration,
+    Occupancy,
     QueueFullError,
     RequestState,
     RequestTooLargeError,
@@ -72,6 +81,7 @@ __all__ = [
     "EngineError",
     "EngineStats",
     "Iteration",
+    "Occupancy",
     "QueueFullError",
     "RequestState",
     "RequestTooLargeError",
@@ -102,6 +112,9 @@ class BatchEngine:
         self._reserved = 0
         self._kv_used = 0
         self._inflight: Iteration | None = None
+        self._cost = config.cost
+        self._touched_s: float | None = None
+        self._running_s = self._waiting_s = self._kv_tokens_s = 0.0
 
     # -- inspection ---------------------------------------------------------------------
 
@@ -137,6 +150,11 @@ class BatchEngine:
         return bool(self._running) or self._waiting_live > 0
 
     @property
+    def updated_s(self) -> float | None:
+        """The latest `now` the engine was given (None before any)."""
+        return self._touched_s
+
+    @property
     def in_flight(self) -> Iteration | None:
         """The iteration planned and not yet completed, if any."""
         return self._inflight
@@ -144,6 +162,14 @@ class BatchEngine:
     def running_requests(self) -> list[RequestState]:
         """Running requests in admission order."""
         return list(self._running.values())
+
+    def occupancy(self, now: float) -> Occupancy:
+        """Time integrals of running, waiting and KV tokens up to `now` (no change)."""
+        since = self._touched_s
+        dt = now - since if since is not None and now > since else 0.0
+        return Occupancy(now, self._running_s + len(self._running) * dt,
+                         self._waiting_s + self._waiting_live * dt,
+                         self._kv_tokens_s + self._kv_used * dt)
 
     # -- control ------------------------------------------------------------------------
 
@@ -164,6 +190,7 @@ class BatchEngine:
         """Queue a request; raises `QueueFullError` or `RequestTooLargeError`."""
         if request_id in self._ids:
             raise ValueError(f"duplicate request id {request_id!r}")
+        self._touch(now)
         if prompt_tokens < 0 or output_tokens < 1:
             raise EngineError("prompt_tokens must be >= 0 and output_tokens >= 1")
         cap = self.config.kv_capacity_tokens
@@ -203,6 +230,7 @@ class BatchEngine:
         """Plan the iteration starting at `now` (None when there is nothing to run)."""
         if self._inflight is not None:
             raise RuntimeError("complete() the iteration in flight before planning another")
+        self._touch(now)
         budget = self.config.token_budget
         slots: list[Slot] = []
         prefilling: list[RequestState] = []
@@ -216,10 +244,17 @@ class BatchEngine:
         self._admit(budget, slots, now)
         if not slots:
             return None
-        tokens = sum(s.prefill_tokens or 1 for s in slots)
-        attention = sum(s.context_tokens for s in slots)
-        duration_s = self._duration_ms(tokens, attention) / 1000.0
-        self._inflight = Iteration(now, duration_s, tuple(slots), tokens, attention)
+        decodes = decode_context = prefill = prefill_context = 0
+        for slot in slots:
+            if slot.prefill_tokens:
+                prefill += slot.prefill_tokens
+                prefill_context += slot.context_tokens
+            else:
+                decodes += 1
+                decode_context += slot.context_tokens
+        duration_s = self._duration_ms(decodes, decode_context, prefill, prefill_context) / 1000.0
+        self._inflight = Iteration(now, duration_s, tuple(slots), decodes + prefill,
+                                   decode_context + prefill_context)
         return self._inflight
 
     def complete(self, iteration: Iteration, now: float) -> list[TokenEvent]:
@@ -227,6 +262,7 @@ class BatchEngine:
         if iteration is not self._inflight:
             raise RuntimeError("complete() must get the iteration returned by next_iteration()")
         self._inflight = None
+        self._touch(now)
         events: list[TokenEvent] = []
         itl_tokens = 0
         for slot in iteration.slots:
@@ -243,11 +279,11 @@ class BatchEngine:
         self._record(iteration, len(events), itl_tokens)
         return events
 
-    # -- policy pieces (override to change the cost law, chunking or admission) ---------
+    # -- policy pieces (the cost law is EngineConfig.law; override chunking, admission) --
 
-    def _duration_ms(self, tokens: int, attention_tokens: int) -> float:
-        c = self.config
-        return c.alpha_ms + c.beta_ms * tokens + c.gamma_ms * attention_tokens
+    def _duration_ms(self, decodes: int, decode_context: int, prefill: int,
+                     prefill_context: int) -> float:
+        return self._cost.duration_ms(decodes, decode_context, prefill, prefill_context)
 
     def _plan_prefill(self, prefilling: list[RequestState], budget: int, slots: list[Slot]) -> int:
         for request in prefilling:
@@ -280,6 +316,17 @@ class BatchEngine:
                 budget -= 1
 
     # -- internals ----------------------------------------------------------------------
+
+    def _touch(self, now: float) -> None:
+        """Bring the gauges' time integrals up to `now` before a change."""
+        since = self._touched_s
+        if since is not None and now > since:
+            dt = now - since
+            self._running_s += len(self._running) * dt
+            self._waiting_s += self._waiting_live * dt
+            self._kv_tokens_s += self._kv_used * dt
+        if since is None or now > since:
+            self._touched_s = now
 
     def _queue_full(self) -> bool:
         bound = self.config.max_queue

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from queue_models.iteration_cost import IterationCost, LinearCost
 from specs.documents import Profile
 
 LOWEST_PRIORITY = 100
@@ -44,6 +45,8 @@ class EngineConfig:
     """Requests allowed to wait beyond the free batch slots (None: unbounded)."""
     kv_capacity_tokens: int | None = None
     """KV cache size in tokens (None: unlimited, usage reported as 0)."""
+    law: IterationCost | None = None
+    """Iteration-cost law (None: the profile's, `LinearCost` of alpha, beta and gamma)."""
 
     def __post_init__(self) -> None:
         if min(self.alpha_ms, self.beta_ms, self.gamma_ms) < 0:
@@ -55,6 +58,13 @@ class EngineConfig:
         if self.kv_capacity_tokens is not None and self.kv_capacity_tokens < 1:
             raise ValueError("kv_capacity_tokens must be >= 1")
 
+    @property
+    def cost(self) -> IterationCost:
+        """The law iterations are timed with: `law`, else the profile's."""
+        if self.law is not None:
+            return self.law
+        return LinearCost(self.alpha_ms, self.beta_ms, self.gamma_ms)
+
     @classmethod
     def from_profile(
         cls,
@@ -64,8 +74,10 @@ class EngineConfig:
         max_queue: int | None = None,
         kv_capacity_tokens: int | None = None,
         token_budget: int | None = None,
+        law: IterationCost | None = None,
     ) -> EngineConfig:
-        """The engine of `profile` (max batch and token budget default to the profile's)."""
+        """The engine of `profile` (max batch and token budget default to the profile's;
+        `law`, when given, times iterations instead of the profile's alpha, beta, gamma)."""
         return cls(
             alpha_ms=profile.alpha_ms,
             beta_ms=profile.beta_ms,
@@ -74,6 +86,7 @@ class EngineConfig:
             token_budget=token_budget or profile.token_budget,
             max_queue=max_queue,
             kv_capacity_tokens=kv_capacity_tokens,
+            law=law,
         )
 
 
@@ -208,6 +221,18 @@ class TokenEvent:
     def first(self) -> bool:
         """True for the request's first token."""
         return self.index == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Occupancy:
+    """Time integrals of the engine's gauges from its start to `time_s`: request-seconds
+    running and waiting, token-seconds in the KV cache. The mean of a gauge over (t0, t1]
+    is the difference of two readings over t1 - t0 (Prometheus' avg_over_time, exact)."""
+
+    time_s: float
+    running_s: float = 0.0
+    waiting_s: float = 0.0
+    kv_tokens_s: float = 0.0
 
 
 @dataclass(slots=True)

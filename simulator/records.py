@@ -2,7 +2,9 @@
 
 `SimRequest` is one request for a server (sizes, service class, arrival time in virtual
 seconds); `RequestRecord` is its outcome: where it ran, when its first token came and when
-it finished (None while pending). Records are what an evaluation reads afterwards.
+it finished (None while pending), or that the replica refused it (`rejected`: its queue
+was full or the request did not fit its KV cache; first token and finish stay None).
+Records are what an evaluation reads afterwards.
 
 To extend: add a field with a default and fill it in `simulator.cluster`.
 """
@@ -49,6 +51,9 @@ class RequestRecord:
     routed_s: float | None = None
     first_token_s: float | None = None
     finish_s: float | None = None
+    rejected: bool = False
+    """The replica it was routed to refused it (queue full or too large for the KV
+    cache); it never gets a token."""
 
     @property
     def ttft_s(self) -> float | None:

@@ -1,0 +1,53 @@
+"""Iteration-cost laws: how long one batched iteration of a replica takes.
+
+`IterationCost` is what `queue_models.engine.BatchEngine` asks for every iteration it
+plans, with four counts of the iteration (all in tokens or requests, never times):
+
+- decode_requests: decode slots (requests generating one token each);
+- decode_context_tokens: the sum of their context tokens (prompt + tokens generated,
+  counting the one being generated);
+- prefill_tokens: prompt tokens processed in prefill chunks;
+- prefill_context_tokens: the sum over chunks of the prompt tokens done after the chunk
+  (the engine's `p`, see `queue_models.engine`).
+
+`LinearCost` is the profile's law (inferno's batch-queue v0.8 model), the engine's
+default: alpha + beta (decode_requests + prefill_tokens) + gamma (decode_context_tokens +
+prefill_context_tokens), in ms.
+
+A law is called once per iteration, in iteration order, and may keep state (a law that
+adds noise draws one factor per call), so a driver that fuses iterations must still call
+it once per iteration with the same counts.
+
+To extend: a new law is any object with `duration_ms` of this signature (e.g. a measured
+timing table, `simulator.timing.TableLaw`), passed as `EngineConfig.law`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class IterationCost(Protocol):
+    """The duration of one iteration from its composition (see the module docstring)."""
+
+    def duration_ms(self, decode_requests: int, decode_context_tokens: int,
+                    prefill_tokens: int, prefill_context_tokens: int) -> float:
+        """Milliseconds the iteration takes (>= 0)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LinearCost:
+    """The profile law: alpha + beta x tokens + gamma x attention tokens (ms)."""
+
+    alpha_ms: float
+    beta_ms: float
+    gamma_ms: float
+
+    def duration_ms(self, decode_requests: int, decode_context_tokens: int,
+                    prefill_tokens: int, prefill_context_tokens: int) -> float:
+        """alpha + beta (decode requests + prefill tokens) + gamma (their contexts)."""
+        return (self.alpha_ms + self.beta_ms * (decode_requests + prefill_tokens)
+                + self.gamma_ms * (decode_context_tokens + prefill_context_tokens))

@@ -1,0 +1,65 @@
+"""The simulated hardware of one replica: the `EngineConfig` its engine runs with.
+
+From the variant's profile (max batch, token budget, alpha/beta/gamma) and `SimConfig`:
+the iteration-cost law (`SimConfig.laws` for the model and accelerator, else the
+profile's `LinearCost`), multiplied by seeded lognormal noise when `noise_cv` > 0, the
+KV capacity of the accelerator and the queue bound.
+
+Noise is per replica: replica k (creation order) draws from
+`numpy.random.default_rng([seed, k])`, one factor per iteration, in blocks. The engine
+calls its law once per iteration whether iterations are fused or not, so a fused run and
+a step-by-step run draw the same factors for the same iterations.
+
+To extend: another per-replica property (e.g. a slower replica) is one more wrapper law
+or one more `EngineConfig` field set in `replica_config`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+
+from queue_models.engine import EngineConfig
+from queue_models.iteration_cost import IterationCost
+from simulator.config import SimConfig
+from specs.documents import Profile
+
+_BLOCK = 1024
+
+
+def lognormal_factors(cv: float, rng: np.random.Generator) -> Iterator[float]:
+    """Endless lognormal factors with mean 1 and coefficient of variation `cv`."""
+    sigma2 = math.log1p(cv * cv)
+    mu, sigma = -sigma2 / 2.0, math.sqrt(sigma2)
+    while True:
+        yield from rng.lognormal(mu, sigma, _BLOCK).tolist()
+
+
+class NoisyCost:
+    """`base`'s duration times the next factor (one factor per call)."""
+
+    def __init__(self, base: IterationCost, factors: Iterator[float]) -> None:
+        self.base = base
+        self._next = factors.__next__
+
+    def duration_ms(self, decode_requests: int, decode_context_tokens: int,
+                    prefill_tokens: int, prefill_context_tokens: int) -> float:
+        """The base law's duration times one lognormal factor."""
+        return self.base.duration_ms(decode_requests, decode_context_tokens, prefill_tokens,
+                                     prefill_context_tokens) * self._next()
+
+
+def replica_config(config: SimConfig, profile: Profile, max_batch: int,
+                   serial: int) -> EngineConfig:
+    """The engine of the `serial`-th replica created, on `profile`'s model and accelerator."""
+    base = EngineConfig.from_profile(
+        profile, max_batch=max_batch, max_queue=config.max_queue,
+        kv_capacity_tokens=config.kv_capacity_for(profile.accelerator),
+        law=config.laws.get((profile.model, profile.accelerator)))
+    if config.noise_cv <= 0:
+        return base
+    rng = np.random.default_rng([config.seed, serial])
+    return replace(base, law=NoisyCost(base.cost, lognormal_factors(config.noise_cv, rng)))
