@@ -21,6 +21,7 @@ from specs.registry import UnknownNameError
 
 COMMANDS = (
     "validate", "size", "schema", "optimize", "worker", "loadgen", "router", "tune", "run", "up",
+    "evaluate",
 )
 """Command modules under `controller.commands`, in the order `--help` lists them."""
 
