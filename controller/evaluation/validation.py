@@ -35,7 +35,8 @@ def validate_scenario(scenario: Scenario, data_dir: Path,
         def engine(config: EngineConfig, law: object = law) -> BatchEngine:
             return BatchEngine(config if law is None else replace(config, law=law))
 
-        results.append(validate(spec, options, profiles=[profile], engine_factory=engine))
+        results.append(validate(spec, options, profiles=[(profile.model, profile.accelerator)],
+                                engine_factory=engine))
     first = results[0]
     return ValidationResult(first.queue_model, first.options,
                             tuple(row for r in results for row in r.rows),

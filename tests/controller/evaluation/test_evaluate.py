@@ -139,3 +139,17 @@ def test_a_missing_trace_names_the_file(tmp_path, capsys):
                  "--data-dir", str(tmp_path)]) == 2
     assert "nowhere/trace.csv" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_validation_covers_every_profile_the_servers_can_use(scenario_file):
+    from controller.evaluation.validation import validate_scenario
+    from simulator.validation import ValidationOptions
+
+    options = ValidationOptions(max_batches=(8,), load_fractions=(0.1, 0.5), requests=150,
+                                warmup=30)
+    result = validate_scenario(load_scenario(scenario_file), Path("."), options)
+    accelerators = {row.accelerator for row in result.rows}
+    assert accelerators == {"H100", "A100", "L4"}  # llama_3_1_8b's profiles
+    low = [r for r in result.rows if r.load_fraction == 0.1]
+    assert all(abs(r.itl_error_pct) < 10 for r in low)
+    assert "|" in result.to_markdown()
