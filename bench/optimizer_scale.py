@@ -14,7 +14,8 @@ MILP's own gap and the objective (cost plus transition penalty) relative to the 
 relaxation bound of the MILP's final cost problem (below 0 means fewer servers were
 served, or capacity was ignored). The MILP runs with a 0.1% gap (`--gap`).
 
-Run: `.venv/bin/python bench/optimizer_scale.py [--sizes 10,100,1000,10000] [--gap 0.001]`.
+Run: `.venv/bin/python bench/optimizer_scale.py [--sizes 10,100,1000,10000] [--gap 0.001]
+[--capacity-scale 0.7] [--seed 1]` (other seeds give other fleets of the same kind).
 Prices: USD per card-hour in the spirit of ../shared/data/README.md (L4 0.81, A10G 1.00,
 L40S 1.84, A100-40GB 3.67, A100-80GB 4.60, H100 8.22, one published AWS per-GPU table);
 the others are illustrative. Profiles are scaled from the real H100 fits of
@@ -184,12 +185,12 @@ def _row(size: int, name: str, seconds: float, solution: Solution, lp: float | N
     )
 
 
-def run(sizes: list[int], gap: float, scale: float = 1.0) -> None:
+def run(sizes: list[int], gap: float, scale: float = 1.0, seed: int = 1) -> None:
     """Print the benchmark table (markdown)."""
     print("| servers | solver | time s | cost/h | fully served | status | MILP gap | vs LP bound |")
     print("|---:|---|---:|---:|---:|---|---:|---:|")
     for size in sizes:
-        spec = fleet(size)
+        spec = fleet(size, seed)
         options = spec.optimizer.model_copy(update={"mip_gap": gap})
         generator = make_generator(spec, queue_model="batch-queue")
         start = time.perf_counter()
@@ -213,7 +214,7 @@ def run(sizes: list[int], gap: float, scale: float = 1.0) -> None:
 
 
 def main() -> None:
-    """Command line: `--sizes 10,100,1000,10000`."""
+    """Command line: `--sizes 10,100,1000,10000 --gap 0.001 --capacity-scale 1 --seed 1`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,100,1000,10000")
     parser.add_argument("--gap", type=float, default=1e-3, help="MILP relative gap (default 0.1%%)")
@@ -223,8 +224,9 @@ def main() -> None:
         default=1.0,
         help="multiply every capacity (below 1: servers must be left out)",
     )
+    parser.add_argument("--seed", type=int, default=1, help="fleet seed (default 1)")
     args = parser.parse_args()
-    run([int(s) for s in args.sizes.split(",")], args.gap, args.capacity_scale)
+    run([int(s) for s in args.sizes.split(",")], args.gap, args.capacity_scale, args.seed)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from optimizer.problem import Candidate, Problem, ServerCandidates
@@ -124,11 +124,16 @@ class _Lru:
 
 @dataclass(frozen=True, slots=True)
 class _Index:
-    """Look-ups into a spec, built once per problem."""
+    """Look-ups into a spec, built once per problem, and that problem's memos: targets
+    per (class, model), and sizings by the identity of the profile and targets objects
+    (alive while the problem is built), so 100,000 candidates hash no `Targets` and
+    touch the generator's LRU cache once per distinct sizing."""
 
     accelerators: dict[str, Accelerator]
     profiles: dict[str, list[Profile]]
     priorities: dict[str, int]
+    targets: dict[tuple[str, str], Targets] = field(default_factory=dict)
+    sizings: dict[tuple[Any, ...], Sizing] = field(default_factory=dict)
 
     @classmethod
     def of(cls, spec: FleetSpec) -> _Index:
@@ -145,6 +150,13 @@ class _Index:
     def profile(self, model: str, accelerator: str) -> Profile | None:
         """The profile of a model on an accelerator, if any."""
         return next((p for p in self.profiles.get(model, []) if p.accelerator == accelerator), None)
+
+    def targets_for(self, spec: FleetSpec, server: Server) -> Targets:
+        """The server's `Targets` (one object per class and model)."""
+        key = (server.service_class, server.model)
+        if key not in self.targets:
+            self.targets[key] = to_targets(spec.targets_for(server))
+        return self.targets[key]
 
 
 class CandidateGenerator:
@@ -280,13 +292,32 @@ class CandidateGenerator:
         found.sort(key=lambda c: c.order_key)
         return ServerCandidates(candidates=tuple(found), rejected=tuple(sorted(rejected)), **base)
 
+    def _sized(self, index: _Index, need: _Need, profile: Profile) -> Sizing:
+        """`size` through the problem's memo (a lookup either way)."""
+        server = need.server
+        key = (
+            id(profile),
+            id(need.targets),
+            server.load.in_tokens,
+            server.load.out_tokens,
+            server.max_batch,
+            server.max_queue,
+        )
+        found = index.sizings.get(key)
+        if found is None:
+            out_tokens = max(server.load.out_tokens, 1.0)
+            found = index.sizings[key] = self.size(profile, server, need.targets, out_tokens)
+        else:
+            self.lookups += 1
+        return found
+
     def _candidate(self, index: _Index, need: _Need, profile: Profile) -> Candidate | str:
         """The candidate of one accelerator, or why there is none."""
         server = need.server
         out_tokens = server.load.out_tokens
         sizing = Sizing(None, 0.0, True)
         if need.demand > 0 or out_tokens >= 1:
-            sizing = self.size(profile, server, need.targets, max(out_tokens, 1.0))
+            sizing = self._sized(index, need, profile)
             if not sizing.feasible:
                 return sizing.reason
         replicas = server.min_replicas
@@ -316,7 +347,7 @@ class _Need:
     def of(
         cls, spec: FleetSpec, index: _Index, server: Server, factor: float, predict: bool
     ) -> _Need:
-        targets = to_targets(spec.targets_for(server))
+        targets = index.targets_for(spec, server)
         load = server.load
         demand = load.arrival_rate_rps
         if targets.tokens_per_s > 0 and load.out_tokens >= 1:

@@ -103,15 +103,24 @@ def _allocate(
 def fully_placed_priorities(
     servers: Sequence[ServerCandidates], capacity: Mapping[str, int]
 ) -> dict[int, bool]:
-    """Per priority p: did the greedy (no best effort) place every server of priority <= p?
+    """Per priority p: did the greedy (no best effort) place every server of priority <= p?"""
+    return greedy_placement(servers, capacity)[0]
+
+
+def greedy_placement(
+    servers: Sequence[ServerCandidates], capacity: Mapping[str, int]
+) -> tuple[dict[int, bool], list[Assignment]]:
+    """`fully_placed_priorities` and the greedy's placements (no best effort) of one run.
 
     One run answers every p, because the greedy places priorities strictly in order.
+    The placements are a feasible plan the MILP can start from.
     """
-    _, given_up = _allocate(servers, dict(capacity))
+    placed, given_up = _allocate(servers, dict(capacity))
     first_missing = min((s.priority for s in given_up), default=None)
-    return {
+    fits = {
         p: first_missing is None or p < first_missing for p in sorted({s.priority for s in servers})
     }
+    return fits, placed
 
 
 def solve_greedy(problem: Problem, options: OptimizerOptions) -> Solution:

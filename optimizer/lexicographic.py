@@ -1,4 +1,4 @@
-"""Lexicographic priorities over a MILP session, with an LP-rounding start for every solve.
+"""Lexicographic priorities over a MILP session, with an LP-guided start for every solve.
 
 The MILP solver (`optimizer.milp`) formulates; this module decides what to solve, in
 which order, against the `Session` Protocol (columns addressed by index), so it runs the
@@ -16,16 +16,26 @@ load for a lower one: each group is settled before the next is looked at. A stag
 stopped by the gap (`mip_gap`) may serve up to that fraction less of its group than the
 best possible; with `mip_gap` 0 it is exact (the tests check it against brute force).
 
-Each solve ("stage solve"): the LP relaxation first; if it is integral it is the answer.
-Otherwise a start near the LP: RENS (servers the LP decided integrally stay fixed there,
-except the few hundred that could move most cheaply, i.e. with the smallest reduced cost
-off their LP choice; the small MILP over the rest is solved), else RINS from the previous
-stage's solution (fixed where it agrees with the LP), else RENS ten times wider. A start
-within the gap of the LP bound is the answer (the LP bound is the proof). Otherwise it
-seeds the full MILP after reduced-cost fixing: a column at a bound whose LP reduced cost
-exceeds the start's distance to the LP bound cannot move in any better solution, so
-fixing it is exact. (MILP solvers spend most of their time on these instances finding a
-first good solution; this is what makes 10,000 servers take seconds, not minutes.)
+Each solve ("stage solve"): the LP relaxation first, from a simplex basis around the
+best plan known (the greedy's for the first stage, then each stage's answer: a few
+thousand simplex iterations at 10,000 servers instead of twenty thousand); if it is
+integral it is the answer. Otherwise a plan near the LP: RENS (servers the LP decided
+integrally stay fixed there, except the few hundred that could move most cheaply, i.e.
+with the smallest reduced cost off their LP choice; the small MILP over the rest is
+solved), then a local search from the best plan known (that one, else the start): the
+servers where it loses most against the LP in reduced-cost terms, plus partners cheap
+to move, are re-optimised in a small MILP, a few rounds (`optimizer.neighbourhoods`);
+else RENS ten times wider. These sub-MILPs stop as soon as they reach the target, the
+worst objective within the gap of the LP bound. A plan within the gap of the LP bound
+is the answer (the LP bound is the proof). Otherwise it seeds the full MILP after
+reduced-cost fixing: a column at a bound whose LP reduced cost exceeds the plan's
+distance to the LP bound cannot move in any better solution, so fixing it is exact. A
+full MILP stopped by the time limit whose incumbent is still proven within the gap
+counts as optimal; one whose LP fails (time out) keeps the best plan known, checked by
+the solver, as feasible without a bound. (MILP solvers spend most of their time on
+these instances finding a first good solution; with an exact packing left to the last
+stage, HiGHS alone took 17 s at 10,000 servers to get within 0.1% where the local
+search takes a tenth of a second.)
 
 To extend: a new kind of stage is a function here using only the `Session` methods.
 """
@@ -38,6 +48,8 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from optimizer import neighbourhoods as hood
+
 Status = Literal["optimal", "feasible", "infeasible", "failed"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -46,6 +58,16 @@ BoolArray = npt.NDArray[np.bool_]
 _INTEGRAL_TOL = 1e-6
 _TIE_BREAK = 1e-6
 """Share of a group's served weight the cost tie-breaker can be worth in its stage."""
+_SEARCH_SIZE = 150
+"""Servers the first local-search round re-optimises (doubled after a round without gain)."""
+_SEARCH_ROUNDS = 8
+_SUB_GAP = 0.1
+"""Local-search sub-MILPs (which stop at the target anyway) run to this share of the
+stage's gap: a neighbourhood solved only to the stage's gap stalls short of it."""
+_SEARCH_SHARE = 8
+"""The local search stops when its neighbourhood would exceed 1/this of the servers."""
+_SERVED_SHARE = 0.7
+"""Share of the time left that a served-load stage may use."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +99,17 @@ class Session(Protocol):
         ...
 
     def solve(
-        self, *, relax: bool, gap: float, time_limit: float, start: FloatArray | None
+        self,
+        *,
+        relax: bool,
+        gap: float,
+        time_limit: float,
+        start: FloatArray | None,
+        target: float | None = None,
     ) -> Result:
-        """Solve (the LP relaxation with `relax`), optionally from a feasible start."""
+        """Solve (the LP relaxation with `relax`), optionally from a feasible start (for
+        the LP: a hint for the starting basis). A MILP may stop as soon as it has a
+        solution at least as good as `target` (backends may ignore it)."""
         ...
 
 
@@ -119,6 +149,12 @@ class Outcome:
     """Columns fixed by reduced costs, over all stages."""
 
 
+def _better(a: Result, b: Result, maximize: bool) -> bool:
+    """True when `a` has the better objective (by more than float noise)."""
+    tol = 1e-9 * max(abs(a.objective), abs(b.objective), 1.0)
+    return a.objective > b.objective + tol if maximize else a.objective < b.objective - tol
+
+
 def relative_gap(objective: float, bound: float | None, maximize: bool) -> float | None:
     """(objective - bound) / |objective| for a minimum (reversed for a maximum)."""
     if bound is None:
@@ -136,33 +172,56 @@ class _Runner:
         self.outcome = Outcome(Result("failed", np.zeros(len(form.cost)), 0.0, None, 0.0))
         self.cap: float | None = None
         """While set, solves stop at this many seconds of solver time (a sub-budget)."""
+        self.maximize = False
+        """The sense of the stage being solved."""
+
+    def _end(self) -> float:
+        """Seconds of solver time at which solves stop (the budget, or a sub-budget)."""
+        return self.limit if self.cap is None else min(self.limit, self.cap)
 
     def _solve(
-        self, relax: bool, start: FloatArray | None = None, limit: float | None = None
+        self,
+        relax: bool,
+        start: FloatArray | None = None,
+        limit: float | None = None,
+        target: float | None = None,
+        gap: float | None = None,
     ) -> Result:
-        end = self.limit if self.cap is None else min(self.limit, self.cap)
-        left = max(end - self.outcome.seconds, 0.05)
+        left = max(self._end() - self.outcome.seconds, 0.05)
+        gap = self.gap if gap is None else gap
         result = self.session.solve(
-            relax=relax, gap=self.gap, time_limit=min(left, limit or left), start=start
+            relax=relax, gap=gap, time_limit=min(left, limit or left), start=start, target=target
         )
         self.outcome.solves += 1
         self.outcome.seconds += result.seconds
         return result
 
     def stage(self, maximize: bool, start: FloatArray | None) -> Result:
-        """LP; if fractional, a RENS start, reduced-cost fixing, then the reduced MILP."""
-        lp = self._solve(relax=True)
+        """LP (from a basis around `start`); if fractional, a start near it (RENS, then
+        a local search from the best plan known), reduced-cost fixing, the reduced MILP."""
+        self.maximize = maximize
+        if start is not None:
+            start = np.clip(start, self.lower, self.upper)
+        lp = self._solve(relax=True, start=start)
         if lp.status in ("infeasible", "failed"):
-            return lp
+            self.outcome.lp_bound = None
+            kept = self._keep(start) if lp.status == "failed" else None
+            return kept if kept is not None else lp
         self.outcome.lp_bound = lp.objective
         frac = self.form.integer & (np.abs(lp.values - np.round(lp.values)) > _INTEGRAL_TOL)
         if not frac.any():
             return Result("optimal", np.round(lp.values), lp.objective, lp.objective, lp.seconds)
         sub = self._incumbent(lp, frac, start)
+        if sub is not None and self._close(sub, lp):
+            return Result("optimal", sub.values, sub.objective, lp.objective, sub.seconds)
+        return self._full(lp, sub, start)
+
+    def _full(self, lp: Result, sub: Result | None, start: FloatArray | None) -> Result:
+        """The full MILP from the best plan known, after reduced-cost fixing around it;
+        optimal exactly when its answer is proven within the gap (whatever the solver
+        said: the bound and the recomputed objective decide), even if the time ran out."""
+        maximize = self.maximize
         if sub is not None:
-            gap = relative_gap(sub.objective, lp.objective, maximize)
-            if gap is not None and gap <= self.gap:
-                return Result("optimal", sub.values, sub.objective, lp.objective, sub.seconds)
             start = sub.values
         fixed = (
             self._reduced_cost_fixing(lp, sub) if sub is not None else np.zeros(0, dtype=np.int64)
@@ -170,66 +229,123 @@ class _Runner:
         full = self._solve(relax=False, start=start)
         self.session.set_bounds(fixed, self.lower[fixed], self.upper[fixed])
         if full.status not in ("optimal", "feasible"):
-            return sub if sub is not None else full
+            if sub is None:
+                return full
+            # the sub-MILP's own "optimal" proves nothing for the stage: the LP bound does
+            return Result("feasible", sub.values, sub.objective, lp.objective, sub.seconds)
         best, bound = full, full.bound if full.bound is not None else lp.objective
         if sub is not None:
             # fixings only hold for solutions better than `sub`: the bound is one of the two
             bound = max(bound, sub.objective) if maximize else min(bound, sub.objective)
-            if (sub.objective > full.objective) if maximize else (sub.objective < full.objective):
+            if _better(sub, full, maximize):
                 best = sub  # the fixing excluded the start itself; nothing better exists
         bound = min(bound, lp.objective) if maximize else max(bound, lp.objective)
-        return Result(full.status, best.values, best.objective, bound, full.seconds)
+        gap = relative_gap(best.objective, bound, maximize)
+        status: Status = "optimal" if gap is not None and gap <= self.gap else "feasible"
+        return Result(status, best.values, best.objective, bound, full.seconds)
 
-    def _neighbourhood(self, lp: Result, frac: BoolArray, size: int) -> BoolArray:
-        """Columns left free: servers the LP left fractional, and the `size` servers that
-        could move most cheaply (smallest reduced cost off their LP choice)."""
-        owner = self.form.col_server
-        undecided = np.unique(owner[frac & (owner >= 0)])
-        if lp.reduced is not None:
-            servers = len(self.form.priority)
-            cheapest = np.full(servers, np.inf)
-            at_lower = (
-                (owner >= 0) & self.form.integer & (np.abs(lp.values - self.lower) <= _INTEGRAL_TOL)
-            )
-            np.minimum.at(cheapest, owner[at_lower], np.abs(lp.reduced[at_lower]))
-            extra = min(servers, size)
-            undecided = np.union1d(undecided, np.argsort(cheapest, kind="stable")[:extra])
-        return np.isin(owner, undecided) & (owner >= 0)
+    def _target(self, lp: Result) -> float:
+        """The worst objective within the gap of the LP bound (sub-MILPs may stop there)."""
+        z = lp.objective
+        if self.maximize:
+            return z / (1 + self.gap) if z >= 0 else z * (1 + self.gap)
+        return z / (1 - self.gap) if z >= 0 else z * (1 - self.gap)
+
+    def _close(self, found: Result, lp: Result) -> bool:
+        """True when `found` is within the gap of the LP bound."""
+        gap = relative_gap(found.objective, lp.objective, self.maximize)
+        return gap is not None and gap <= self.gap
+
+    def _keep(self, start: FloatArray | None) -> Result | None:
+        """`start` checked by the solver with every integer column fixed there (the LP
+        failed, e.g. the time ran out): a feasible answer without a bound, or None."""
+        if start is None:
+            return None
+        kept = self._sub_mip(np.zeros(len(self.form.cost), dtype=bool), start, start)
+        return None if kept is None else Result("feasible", kept.values, kept.objective, None, 0.0)
 
     def _sub_mip(
-        self, free: BoolArray, values: FloatArray, start: FloatArray | None
+        self,
+        free: BoolArray,
+        values: FloatArray,
+        start: FloatArray | None,
+        target: float | None = None,
+        gap: float | None = None,
     ) -> Result | None:
-        """Solve with every integer column outside `free` fixed at `values`."""
+        """Solve with every integer column outside `free` fixed at `values`, stopping at
+        `target` (a plan within the gap of the LP bound) or at `gap` (default: the
+        stage's) from the sub-MILP's own bound."""
         fixed = np.flatnonzero(self.form.integer & ~free)
         value = np.round(values[fixed])
         self.session.set_bounds(fixed, value, value)
         sub = self._solve(
-            relax=False, start=start, limit=0.25 * max(self.limit - self.outcome.seconds, 0.05)
+            relax=False,
+            start=start,
+            limit=0.25 * max(self.limit - self.outcome.seconds, 0.05),
+            target=target,
+            gap=gap,
         )
         self.session.set_bounds(fixed, self.lower[fixed], self.upper[fixed])
         return sub if sub.status in ("optimal", "feasible") else None
 
-    def _incumbent(self, lp: Result, frac: BoolArray, start: FloatArray | None) -> Result | None:
-        """A good solution near the LP: RENS on a small neighbourhood; else RINS from the
-        known feasible `start` (servers where it and the LP agree stay fixed); else RENS
-        on a neighbourhood ten times larger."""
-        owner = self.form.col_server
-        fractional = len(np.unique(owner[frac]))
-        found = self._sub_mip(
-            self._neighbourhood(lp, frac, max(200, 20 * fractional)), lp.values, None
+    def _rens(self, lp: Result, frac: BoolArray, size: int) -> Result | None:
+        """Sub-MILP around the LP: fractional servers and the `size` cheapest to move free."""
+        form, owner = self.form, self.form.col_server
+        at_lower = form.integer & (np.abs(lp.values - self.lower) <= _INTEGRAL_TOL)
+        free = np.union1d(
+            hood.undecided(owner, frac),
+            hood.cheapest_moves(owner, at_lower, lp.reduced, len(form.priority), size),
         )
-        if found is None and start is not None:
-            differ = np.zeros(len(self.form.priority), dtype=bool)
-            np.logical_or.at(
-                differ, owner[owner >= 0], (np.round(start) != np.round(lp.values))[owner >= 0]
-            )
-            free = (owner >= 0) & (differ[np.maximum(owner, 0)] | np.isin(owner, owner[frac]))
-            found = self._sub_mip(free, start, start)
+        return self._sub_mip(hood.columns_of(owner, free), lp.values, None, self._target(lp))
+
+    def _incumbent(self, lp: Result, frac: BoolArray, start: FloatArray | None) -> Result | None:
+        """A good solution near the LP: RENS on a small neighbourhood; then a local search
+        from the best plan known (that one, else `start`); else RENS ten times wider."""
+        fractional = len(hood.undecided(self.form.col_server, frac))
+        found = self._rens(lp, frac, max(200, 20 * fractional))
+        if found is None or not self._close(found, lp):
+            found = self._local_search(lp, frac, found, start)
         if found is None:
-            found = self._sub_mip(
-                self._neighbourhood(lp, frac, max(2000, 200 * fractional)), lp.values, None
-            )
+            found = self._rens(lp, frac, max(2000, 200 * fractional))
         return found
+
+    def _local_search(
+        self, lp: Result, frac: BoolArray, found: Result | None, start: FloatArray | None
+    ) -> Result | None:
+        """Re-optimise the servers where the best plan loses most against the LP, a few
+        rounds, doubling the neighbourhood when a round finds nothing better; stop when
+        it would hold more than 1/8 of the servers (the full MILP after reduced-cost
+        fixing is then about as cheap)."""
+        values = found.values if found is not None else start
+        size = _SEARCH_SIZE
+        for _ in range(_SEARCH_ROUNDS):
+            if values is None or self.outcome.seconds >= self._end():
+                break
+            if size > len(self.form.priority) // _SEARCH_SHARE:
+                break
+            free = self._worst(lp, frac, values, size)
+            sub = self._sub_mip(free, values, values, self._target(lp), self.gap * _SUB_GAP)
+            if sub is None:
+                break
+            if found is None or _better(sub, found, self.maximize):
+                found, values = sub, sub.values
+                if self._close(found, lp):
+                    break
+            else:
+                size *= 2
+        return found
+
+    def _worst(self, lp: Result, frac: BoolArray, values: FloatArray, size: int) -> BoolArray:
+        """Columns of the `size` servers where `values` loses most against the LP, made
+        up to `size` with the servers cheapest to move (partners that make room), and
+        of the servers the LP left fractional."""
+        owner, servers = self.form.col_server, len(self.form.priority)
+        loss = hood.server_loss(owner, servers, lp.values, lp.reduced, values, self.maximize)
+        worst = hood.worst_servers(loss, size)
+        at_lower = self.form.integer & (np.abs(lp.values - self.lower) <= _INTEGRAL_TOL)
+        partners = hood.cheapest_moves(owner, at_lower, lp.reduced, servers, size - len(worst))
+        free = np.union1d(np.union1d(worst, partners), hood.undecided(owner, frac))
+        return hood.columns_of(owner, free)
 
     def _reduced_cost_fixing(self, lp: Result, incumbent: Result) -> IntArray:
         """Fix columns at a bound whose reduced cost exceeds |incumbent - LP| (exact).
@@ -316,10 +432,13 @@ def _served_objective(form: Formulation, p: int) -> FloatArray:
 
 
 def _served_stage(run: _Runner, p: int, closed: BoolArray, start: FloatArray | None) -> Result:
-    """Maximise group p's served weight with lower groups and given-up servers closed."""
+    """Maximise group p's served weight with lower groups and given-up servers closed,
+    within 70% of the time left (the cost stage after it needs some)."""
     _open_upto(run, p, closed)
     run.session.set_objective(_served_objective(run.form, p), maximize=True)
+    run.cap = run.outcome.seconds + _SERVED_SHARE * max(run.limit - run.outcome.seconds, 0.0)
     result = run.stage(maximize=True, start=start)
+    run.cap = None
     run.note(result)
     if result.status not in ("optimal", "feasible"):
         raise RuntimeError(f"priority {p}: served-load stage {result.status}")
@@ -347,15 +466,14 @@ def solve_lexicographic(
     gap: float,
     time_limit: float,
     prefix_fits: dict[int, bool],
+    start: FloatArray | None = None,
 ) -> Outcome:
     """Decide each priority group's served servers in turn, then minimise cost.
 
-    A group the greedy could not place is first tried fully served at least cost (cheap
-    when it works, and then, for the last group, already the answer); only when no such
-    plan is found does its served-load stage run.
-    """
+    A group the greedy could not place is first tried fully served at least cost, else
+    its served-load stage runs. `start`: a feasible plan for the first such stage (the
+    greedy's); each answer starts the next stage."""
     run = _Runner(form, session, gap, time_limit)
-    start: FloatArray | None = None
     closed = np.zeros(len(form.gate_col), dtype=bool)
     priorities = sorted(set(form.priority.tolist()))
     final: Result | None = None

@@ -17,7 +17,10 @@ The anchor f* = f(ceiling) sets the threshold 0.99 f*; bisection on
 [max(1, min(M_ITL, M_TPF)), min(ceiling, max(3 max(M_ITL, M_TPF), lo + 1))] with at
 most 6 probes finds the smallest m reaching it, and a confirmatory probe at that m
 gives the reported throughput. `oracle_calls` counts feasible probes (anchor and
-confirmation included), as inferno's `oracleCalls`.
+confirmation included), as inferno's `oracleCalls`. A bisection probe only has to say
+whether f(m) reaches the threshold: its rate bisection stops as soon as its bracket
+lies under the threshold (the throughput never exceeds the rate), which decides "no"
+after a few steps instead of about twenty and changes no answer.
 
 Differences from inferno's Go code, all deliberate: the metric is assumed
 non-decreasing instead of inferring its direction from the two end points (the Go
@@ -39,7 +42,7 @@ To extend: new kinds of targets get a metric function and an entry in `_metrics`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -96,15 +99,22 @@ def _close(value: float, target: float) -> bool:
     return value == target or (target != 0 and abs(value - target) <= REL_TOL * abs(target))
 
 
+class RateBelow(Exception):
+    """A bisection stopped early: the rate it would return is below the `below` given."""
+
+
 def bisect_rate(
     metric: Callable[[float], float],
     target: float,
     bounds: tuple[float, float],
     end_values: tuple[float, float],
+    below: float | None = None,
 ) -> float | None:
     """Largest rate in bounds with metric <= target (within 1e-6); None when infeasible.
 
-    end_values are the metric at the two bounds (callers share those solves).
+    end_values are the metric at the two bounds (callers share those solves). With
+    `below`, raises `RateBelow` as soon as the bracket lies under it (the answer would
+    too); otherwise the steps and the answer do not depend on `below`.
     """
     lo, hi = bounds
     y_lo, y_hi = end_values
@@ -122,6 +132,8 @@ def bisect_rate(
             break
         if value > target:
             hi = mid
+            if below is not None and hi < below:
+                raise RateBelow
         else:
             lo = mid
     return mid
@@ -146,6 +158,7 @@ def _joint_rate(
     metrics: list[tuple[Binding, float, Callable[[float], float], int]],
     bounds: tuple[float, float],
     at_lo: tuple[float, float],
+    below: float | None = None,
 ) -> tuple[float, Binding | None]:
     """One bisection on max(metric / target): the smallest per-target rate directly.
 
@@ -161,7 +174,7 @@ def _joint_rate(
         seen[rate] = prepared.latencies_ms(rate, tq, iq)
         return worst(seen[rate])
 
-    rate = bisect_rate(joint, 1.0, bounds, (worst(at_lo), joint(bounds[1])))
+    rate = bisect_rate(joint, 1.0, bounds, (worst(at_lo), joint(bounds[1])), below)
     rate = bounds[0] if rate is None else rate  # not reached: feasibility checked before
     values = seen.get(rate) or prepared.latencies_ms(rate, tq, iq)
     if rate >= bounds[1] and worst(values) <= 1.0:
@@ -171,7 +184,7 @@ def _joint_rate(
 
 
 def _solve_rates(
-    prepared: PreparedQueue, targets: Targets, exhaustive: bool
+    prepared: PreparedQueue, targets: Targets, exhaustive: bool, below: float | None = None
 ) -> tuple[dict[Binding, float | None], Binding | None]:
     """Per-target rates (0 when missed at the min rate) and the missed target, if any."""
     lo, hi = prepared.min_rate_rps, prepared.max_rate_rps
@@ -190,7 +203,7 @@ def _solve_rates(
             rates[name] = 0.0
         return rates, missed[0]
     if not exhaustive:
-        rate, name = _joint_rate(prepared, targets, metrics, (lo, cap), at_lo)
+        rate, name = _joint_rate(prepared, targets, metrics, (lo, cap), at_lo, below)
         for other, *_ in metrics:
             rates[other] = None
         if name is not None:
@@ -213,9 +226,18 @@ def _binding(rates: dict[Binding, float | None], max_rate: float) -> tuple[float
     return rate, "max_rate"  # unreachable: rate is one of the known values
 
 
-def size_prepared(prepared: PreparedQueue, targets: Targets, exhaustive: bool = True) -> RateSizing:
-    """`max_rate_for_targets` on an already prepared queue (the optimizer's fast path)."""
-    rates, missed = _solve_rates(prepared, targets, exhaustive)
+def size_prepared(
+    prepared: PreparedQueue,
+    targets: Targets,
+    exhaustive: bool = True,
+    below: float | None = None,
+) -> RateSizing:
+    """`max_rate_for_targets` on an already prepared queue (the optimizer's fast path).
+
+    With `below` (fast path only), raises `RateBelow` once the rate is known to be
+    under it: then so is the throughput there, which never exceeds the rate.
+    """
+    rates, missed = _solve_rates(prepared, targets, exhaustive, below)
     lo, hi = prepared.min_rate_rps, prepared.max_rate_rps
     if missed is not None:
         rate, feasible, binding, at = 0.0, False, missed, lo
@@ -271,6 +293,33 @@ def _onset(probe: Callable[[int], float], threshold: float, lo: int, hi: int) ->
     return hi
 
 
+@dataclass
+class _Oracle:
+    """f(m), memoised; probes that only need "is f(m) >= below" may stop early."""
+
+    model: QueueModel
+    params: ServiceParams
+    targets: Targets
+    memo: dict[int, tuple[float, Performance | None]] = field(default_factory=dict)
+    short: set[int] = field(default_factory=set)
+    """Batches known to fall short of the threshold (feasible, rate below it)."""
+    probes: list[int] = field(default_factory=list)
+
+    def __call__(self, m: int, below: float | None = None) -> float:
+        """f(m), or -1 when `below` is given and f(m) is known to be under it."""
+        self.probes.append(m)
+        if m not in self.memo and m not in self.short:
+            prepared = self.model.prepare(replace(self.params, max_batch=m))
+            try:
+                sizing = size_prepared(prepared, self.targets, False, below)
+            except RateBelow:
+                self.short.add(m)
+                return -1.0
+            perf = sizing.performance if sizing.feasible else None
+            self.memo[m] = (perf.throughput_rps if perf is not None else 0.0, perf)
+        return self.memo[m][0] if m in self.memo else -1.0
+
+
 def best_max_batch(
     model: QueueModel, params: ServiceParams, targets: Targets, ceiling: int | None = None
 ) -> BatchChoice:
@@ -285,33 +334,24 @@ def best_max_batch(
     if top < 1:
         raise ValueError(f"ceiling must be >= 1, got {ceiling}")
     m_itl, m_tpf = batch_brackets(model, params, targets, top)
-    memo: dict[int, tuple[float, Performance | None]] = {}
-    probes: list[int] = []
-
-    def probe(m: int) -> float:
-        probes.append(m)
-        if m not in memo:
-            sizing = size_prepared(model.prepare(replace(params, max_batch=m)), targets, False)
-            perf = sizing.performance if sizing.feasible else None
-            memo[m] = (perf.throughput_rps if perf is not None else 0.0, perf)
-        return memo[m][0]
-
+    probe = _Oracle(model, params, targets)
     anchor = probe(top)
     if anchor <= 0:
-        return BatchChoice(1, 0.0, m_itl, m_tpf, tuple(probes), 0, False, None, anchor)
+        return BatchChoice(1, 0.0, m_itl, m_tpf, tuple(probe.probes), 0, False, None, anchor)
     lo = max(1, min(m_itl, m_tpf))
     hi = max(lo, min(top, max(3 * max(m_itl, m_tpf), lo + 1)))
-    best = max(1, min(top, _onset(probe, (1.0 - ONSET_EPSILON / 2.0) * anchor, lo, hi)))
+    threshold = (1.0 - ONSET_EPSILON / 2.0) * anchor
+    best = max(1, min(top, _onset(lambda m: probe(m, threshold), threshold, lo, hi)))
     throughput = probe(best)
-    calls = sum(1 for m in probes if memo[m][0] > 0)
+    calls = sum(1 for m in probe.probes if m in probe.short or probe.memo[m][0] > 0)
     return BatchChoice(
         max_batch=best,
         throughput_rps=throughput,
         m_itl=m_itl,
         m_tpf=m_tpf,
-        probes=tuple(probes),
+        probes=tuple(probe.probes),
         oracle_calls=calls,
         feasible=throughput > 0,
-        performance=memo[best][1],
+        performance=probe.memo[best][1],
         anchor_throughput_rps=anchor,
     )

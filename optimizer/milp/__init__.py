@@ -1,8 +1,8 @@
-"""The `milp` solver: a PuLP model, solved by HiGHS (highspy), with CBC as the fallback.
+"""The `milp` solver: a MILP solved by HiGHS (highspy), with PuLP's CBC as the fallback.
 
 The only place that imports PuLP or highspy (import-linter checks it). Layout:
 
-- `optimizer.milp.model`: the formulation, built with PuLP;
+- `optimizer.milp.model`: the formulation, as arrays (and as a PuLP problem for CBC);
 - `optimizer.milp.backends`: `HighsSession` (highspy) and `PulpSession` (PuLP + CBC),
   the two implementations of `optimizer.lexicographic.Session`;
 - `optimizer.milp.solver`: `solve_milp`, the registered solver (pruning, the "cheapest

@@ -1,4 +1,4 @@
-"""The MILP formulation, built with PuLP: one variable per server and accelerator.
+"""The MILP formulation: one variable per server and accelerator, held as arrays.
 
 The batch size was chosen in candidate generation, so a server has one column per kept
 candidate (after `optimizer.pruning`):
@@ -12,27 +12,48 @@ candidate (after `optimizer.pruning`):
 - objective: cost plus transition penalty (`Candidate.value`; per replica in splits,
   with the accelerator-change charge on replicas off the current accelerator).
 
+The model is kept as plain arrays (columns: cost, bounds, integrality, names; rows:
+sparse coefficients and lower/upper bounds), which `HighsSession` hands to highspy as
+they are. `Builder.pulp()` turns the same arrays into a PuLP problem for the CBC
+backend; it is built only when CBC runs, because creating 100,000 PuLP variables costs
+about a second at 10,000 servers and HiGHS never needs them.
+
 `Builder.formulation()` describes the columns for `optimizer.lexicographic` (costs,
-bounds, integrality, which columns say "served", which server owns each column).
+bounds, integrality, which columns say "served", which server owns each column), and
+`Builder.basis(values)` a simplex starting basis around an integral point (single-type
+mode only).
 
 To extend: a new constraint is a `Builder.row` call in `_single` or `_split`; a new
-column kind must set its owner in `formulation`.
+column kind must pass its owner to `Builder.var`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pulp
 
-from optimizer.lexicographic import Formulation
+from optimizer.lexicographic import BoolArray, FloatArray, Formulation, IntArray
 from optimizer.problem import Candidate, Problem, ServerCandidates
 from optimizer.pruning import Pruned
 from optimizer.transition import per_replica_factor
 
 ZERO_LOAD_WEIGHT = 1e-3
 """Served weight of a server is its demand (rps) + this, so zero-load servers count too."""
+
+INF = float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """lower <= sum(coef[k] x[cols[k]]) <= upper."""
+
+    cols: IntArray
+    coef: FloatArray
+    lower: float
+    upper: float
 
 
 @dataclass
@@ -47,41 +68,51 @@ class Entry:
 
 
 class Builder:
-    """Builds the PuLP model and the column arrays the stages need."""
+    """Builds the model's arrays and the column arrays the stages need."""
 
     def __init__(self, problem: Problem, pruned: Pruned, heterogeneous: bool) -> None:
         self.problem, self.pruned, self.het = problem, pruned, heterogeneous
-        self.prob = pulp.LpProblem("fleetplan", pulp.LpMinimize)
-        self.columns: list[pulp.LpVariable] = []
+        self.names: list[str] = []
         self.cost: list[float] = []
-        self.rows: list[pulp.LpConstraint] = []
+        self.upper: list[float] = []
+        self.integer: list[bool] = []
+        self.owner: list[int] = []
+        self.rows: list[Row] = []
         self.entries: list[Entry] = []
 
-    def var(self, name: str, upper: float, cat: str, cost: float) -> int:
-        """A new column (lower bound 0); returns its index."""
-        self.columns.append(self.prob.add_variable(name, 0, upper, cat))
-        self.cost.append(cost)
-        return len(self.columns) - 1
+    @property
+    def n(self) -> int:
+        """Number of columns."""
+        return len(self.cost)
 
-    def row(self, terms: list[tuple[int, float]], sense: int, rhs: float) -> int:
-        """A new row sum(coef x[col]) <sense> rhs; returns its index."""
-        expr = pulp.LpAffineExpression([(self.columns[c], k) for c, k in terms])
-        constraint = pulp.LpConstraint(expr, sense, name=f"r{len(self.rows)}", rhs=rhs)
-        self.prob.addConstraint(constraint)
-        self.rows.append(constraint)
+    def var(self, name: str, upper: float, integer: bool, cost: float, owner: int) -> int:
+        """A new column (lower bound 0) owned by entry `owner`; returns its index."""
+        self.names.append(name)
+        self.cost.append(cost)
+        self.upper.append(upper)
+        self.integer.append(integer)
+        self.owner.append(owner)
+        return len(self.cost) - 1
+
+    def row(self, terms: list[tuple[int, float]], lower: float, upper: float) -> int:
+        """A new row lower <= sum(coef x[col]) <= upper; returns its index."""
+        cols = np.fromiter((c for c, _ in terms), dtype=np.int64, count=len(terms))
+        coef = np.fromiter((k for _, k in terms), dtype=np.float64, count=len(terms))
+        self.rows.append(Row(cols, coef, lower, upper))
         return len(self.rows) - 1
 
     def build(self) -> None:
-        """Columns and rows of every contested server, capacity rows, the cost objective."""
+        """Columns and rows of every contested server, then the capacity rows."""
         usage: dict[str, list[tuple[int, float]]] = {}
-        for i, server in enumerate(self.problem.placeable()):
+        for server in self.problem.placeable():
             candidates = self.pruned.kept.get(server.server, ())
             if not candidates:
                 continue
+            k = len(self.entries)
             entry = (
-                self._split(i, server, candidates)
+                self._split(k, server, candidates)
                 if self.het
-                else self._single(i, server, candidates)
+                else self._single(k, server, candidates)
             )
             self.entries.append(entry)
             for col, c in zip(entry.cols, candidates, strict=True):
@@ -90,65 +121,112 @@ class Builder:
                         (col, c.cards_per_replica if self.het else c.cards)
                     )
         for card_type, terms in sorted(usage.items()):
-            self.row(terms, pulp.LpConstraintLE, self.problem.capacity.get(card_type, 0))
-        self.prob.setObjective(
-            pulp.LpAffineExpression(
-                [(v, c) for v, c in zip(self.columns, self.cost, strict=True) if c]
-            )
-        )
+            self.row(terms, -INF, self.problem.capacity.get(card_type, 0))
 
-    def _single(self, i: int, server: ServerCandidates, candidates: tuple[Candidate, ...]) -> Entry:
-        cols = [self.var(f"x{i}_{j}", 1, pulp.LpBinary, c.value) for j, c in enumerate(candidates)]
-        one = self.row([(c, 1.0) for c in cols], pulp.LpConstraintLE, 1)
+    def _single(self, k: int, server: ServerCandidates, candidates: tuple[Candidate, ...]) -> Entry:
+        cols = [self.var(f"x{k}_{j}", 1, True, c.value, k) for j, c in enumerate(candidates)]
+        one = self.row([(c, 1.0) for c in cols], -INF, 1)
         return Entry(server, candidates, cols, cols, one)
 
-    def _split(self, i: int, server: ServerCandidates, candidates: tuple[Candidate, ...]) -> Entry:
+    def _split(self, k: int, server: ServerCandidates, candidates: tuple[Candidate, ...]) -> Entry:
         factor, cap = self.problem.transition_factor, server.max_replicas
-        u = self.var(f"u{i}", 1, pulp.LpBinary, 0.0)
+        u = self.var(f"u{k}", 1, True, 0.0, k)
         cols = [
             self.var(
-                f"n{i}_{j}",
+                f"n{k}_{j}",
                 c.replicas if cap is None else min(c.replicas, cap),
-                pulp.LpInteger,
+                True,
                 c.cost_per_replica
                 * per_replica_factor(c.accelerator, server.current_accelerator, factor),
+                k,
             )
             for j, c in enumerate(candidates)
         ]
-        GE, LE = pulp.LpConstraintGE, pulp.LpConstraintLE  # noqa: N806
         rate = [(n, c.max_rate_per_replica_rps) for n, c in zip(cols, candidates, strict=True)]
-        self.row(rate + [(u, -server.demand_rps)], GE, 0)
+        self.row(rate + [(u, -server.demand_rps)], 0, INF)
         if server.min_replicas:
-            self.row([(n, 1.0) for n in cols] + [(u, -server.min_replicas)], GE, 0)
+            self.row([(n, 1.0) for n in cols] + [(u, -server.min_replicas)], 0, INF)
         if cap is not None:
-            self.row([(n, 1.0) for n in cols], LE, cap)
+            self.row([(n, 1.0) for n in cols], -INF, cap)
         for n, c in zip(cols, candidates, strict=True):
-            self.row([(n, 1.0), (u, -c.replicas)], LE, 0)
+            self.row([(n, 1.0), (u, -c.replicas)], -INF, 0)
         if server.current_cost > 0:
-            z = self.var(f"z{i}", 1, pulp.LpContinuous, factor * server.current_cost)
+            z = self.var(f"z{k}", 1, False, factor * server.current_cost, k)
             here = [
                 n
                 for n, c in zip(cols, candidates, strict=True)
                 if c.accelerator == server.current_accelerator
             ]
-            self.row([(z, 1.0), (u, -1.0)] + [(n, 1.0) for n in here], GE, 0)
+            self.row([(z, 1.0), (u, -1.0)] + [(n, 1.0) for n in here], 0, INF)
         return Entry(server, candidates, cols, [u])
 
-    def formulation(self) -> Formulation:
-        """The column arrays `optimizer.lexicographic` works with."""
+    @cached_property
+    def form(self) -> Formulation:
+        """The column arrays `optimizer.lexicographic` works with (built once)."""
         gate = [(col, k) for k, e in enumerate(self.entries) for col in e.gate]
-        owner = np.full(len(self.columns), -1, dtype=np.int64)
-        for k, e in enumerate(self.entries):
-            owner[e.cols + e.gate] = k
         return Formulation(
             cost=np.array(self.cost, dtype=np.float64),
-            integer=np.array([v.cat == pulp.LpInteger for v in self.columns], dtype=bool),
-            lower=np.zeros(len(self.columns)),
-            upper=np.array([v.upBound for v in self.columns], dtype=np.float64),
+            integer=np.array(self.integer, dtype=bool),
+            lower=np.zeros(self.n),
+            upper=np.array(self.upper, dtype=np.float64),
             gate_col=np.array([c for c, _ in gate], dtype=np.int64),
             gate_server=np.array([k for _, k in gate], dtype=np.int64),
-            col_server=owner,
+            col_server=np.array(self.owner, dtype=np.int64),
             pin_row=np.array([e.pin_row for e in self.entries], dtype=np.int64),
             priority=np.array([e.server.priority for e in self.entries], dtype=np.int64),
             weight=np.array([e.server.demand_rps + ZERO_LOAD_WEIGHT for e in self.entries]),
         )
+
+    def formulation(self) -> Formulation:
+        """The column arrays `optimizer.lexicographic` works with."""
+        return self.form
+
+    def basis(self, values: FloatArray) -> tuple[BoolArray, BoolArray] | None:
+        """A starting basis around an integral point (single-type mode; else None).
+
+        Basic: the column a server takes, the selection row of a server taking none,
+        every capacity row. Nonbasic: every other column (at its lower bound) and the
+        selection rows of served servers (at their upper bound 1). That is one basic
+        variable per row, and the basis matrix is triangular, so never singular.
+        Returns (basic columns, rows at their upper bound).
+        """
+        if self.het:
+            return None
+        basic = np.asarray(values, dtype=np.float64) >= 0.5
+        taken = np.zeros(len(self.entries), dtype=bool)
+        np.logical_or.at(taken, self.form.col_server, basic)
+        upper = np.zeros(len(self.rows), dtype=bool)
+        upper[self.form.pin_row[taken]] = True
+        if int(basic.sum()) != int(taken.sum()):
+            return None  # not one column per served server: not a point of this model
+        return basic, upper
+
+    def pulp(self) -> tuple[pulp.LpProblem, list[pulp.LpVariable], list[pulp.LpConstraint]]:
+        """The same model as a PuLP problem (cost objective), for the CBC backend."""
+        prob = pulp.LpProblem("fleetplan", pulp.LpMinimize)
+        columns = [
+            prob.add_variable(name, 0, upper, pulp.LpInteger if integer else pulp.LpContinuous)
+            for name, upper, integer in zip(self.names, self.upper, self.integer, strict=True)
+        ]
+        constraints = []
+        for i, row in enumerate(self.rows):
+            expr = pulp.LpAffineExpression(
+                [(columns[c], float(k)) for c, k in zip(row.cols, row.coef, strict=True)]
+            )
+            sense, rhs = _sense(row.lower, row.upper)
+            constraint = pulp.LpConstraint(expr, sense, name=f"r{i}", rhs=rhs)
+            prob.addConstraint(constraint)
+            constraints.append(constraint)
+        prob.setObjective(
+            pulp.LpAffineExpression([(v, c) for v, c in zip(columns, self.cost, strict=True) if c])
+        )
+        return prob, columns, constraints
+
+
+def _sense(lower: float, upper: float) -> tuple[int, float]:
+    """PuLP's sense and right-hand side of lower <= expr <= upper (one side finite)."""
+    if lower == upper:
+        return pulp.LpConstraintEQ, lower
+    if np.isfinite(lower):
+        return pulp.LpConstraintGE, lower
+    return pulp.LpConstraintLE, upper

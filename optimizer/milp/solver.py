@@ -2,9 +2,9 @@
 
 Steps: nothing to place -> an empty plan; single-type mode with every server's cheapest
 candidate fitting -> that plan, optimal without a MILP; otherwise dominance pruning,
-the PuLP model, and `optimizer.lexicographic` on HiGHS (falling back to CBC once if
-HiGHS fails). Servers left unserved get best effort from the saturation policy over the
-leftover cards, as in the greedy. The report says "optimal" (within `mip_gap`) or
+the model, and `optimizer.lexicographic` on HiGHS from the greedy's plan (falling back
+to CBC once if HiGHS fails). Servers left unserved get best effort from the saturation
+policy over the leftover cards, as in the greedy. The report says "optimal" (within `mip_gap`) or
 "feasible" (a time limit stopped a stage), with the bound, gap and the LP bound of the
 final cost problem.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from optimizer.greedy import fully_placed_priorities
+from optimizer.greedy import greedy_placement
 from optimizer.lexicographic import FloatArray, Outcome, Session, relative_gap, solve_lexicographic
 from optimizer.milp.backends import HighsSession, PulpSession
 from optimizer.milp.model import Builder
@@ -43,10 +43,41 @@ def _fits(servers: list[ServerCandidates], capacity: dict[str, int]) -> bool:
     return all(n <= capacity.get(t, 0) for t, n in used.items())
 
 
+def greedy_start(builder: Builder, placed: list[Assignment]) -> FloatArray | None:
+    """The greedy's placements as column values (single-type mode; else None).
+
+    A placement on a pruned candidate moves to the kept candidate that dominates it
+    (same card type and no more cards, or an ample type), which keeps it feasible; a
+    placement with no such candidate makes the whole start None.
+    """
+    if builder.het:
+        return None
+    chosen = {a.server: a.variants[0].candidate for a in placed}
+    values = np.zeros(builder.n)
+    for e in builder.entries:
+        c = chosen.get(e.server.server)
+        if c is None:
+            continue
+        col = next(
+            (
+                col
+                for col, k in zip(e.cols, e.candidates, strict=True)
+                if k.accelerator == c.accelerator
+                or (k.card_type == c.card_type and k.cards <= c.cards)
+                or k.card_type in builder.pruned.ample
+            ),
+            None,
+        )
+        if col is None:
+            return None
+        values[col] = 1.0
+    return values
+
+
 def _run(builder: Builder, problem: Problem, options: OptimizerOptions) -> tuple[Outcome, str]:
     """Stages on the chosen backend; on a HiGHS failure, once more on CBC (which gets its
     own time limit)."""
-    fits = fully_placed_priorities(problem.placeable(), problem.capacity)
+    fits, placed = greedy_placement(problem.placeable(), problem.capacity)
     backends = ["highs", "cbc"] if options.milp_backend == "highs" else ["cbc"]
     errors = []
     for name in backends:
@@ -61,6 +92,7 @@ def _run(builder: Builder, problem: Problem, options: OptimizerOptions) -> tuple
                 gap=options.mip_gap,
                 time_limit=options.time_limit_s,
                 prefix_fits=fits,
+                start=greedy_start(builder_now, placed),
             )
         except RuntimeError as exc:
             errors.append(f"{name}: {exc}")
@@ -137,7 +169,7 @@ def _model_solution(
     outcome, backend = _run(builder, problem, options)
     result = outcome.result
     detail = (
-        f"{backend}, {outcome.solves} solves, {len(builder.columns)} columns "
+        f"{backend}, {outcome.solves} solves, {builder.n} columns "
         f"({len(pruned.free)} servers need none), stages [{', '.join(outcome.stages)}]"
     )
     status = "optimal" if outcome.worst == "optimal" else "feasible"

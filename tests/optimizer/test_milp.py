@@ -183,7 +183,7 @@ def test_falls_back_to_cbc_when_highs_fails(monkeypatch):
     from optimizer.lexicographic import Result
 
     class BrokenHighs(milp_solver.HighsSession):
-        def solve(self, *, relax, gap, time_limit, start):
+        def solve(self, *, relax, gap, time_limit, start, target=None):
             return Result("failed", np.zeros(self.n), 0.0, None, 0.0)
 
     monkeypatch.setattr(milp_solver, "HighsSession", BrokenHighs)
@@ -199,14 +199,161 @@ def test_a_stage_stopped_early_makes_the_plan_feasible_not_optimal(monkeypatch):
     from optimizer.lexicographic import Result
 
     class TimedOut(milp_solver.HighsSession):
-        def solve(self, *, relax, gap, time_limit, start):
-            r = super().solve(relax=relax, gap=gap, time_limit=time_limit, start=start)
+        def solve(self, *, relax, gap, time_limit, start, target=None):
+            r = super().solve(
+                relax=relax, gap=gap, time_limit=time_limit, start=start, target=target
+            )
             if relax or r.status != "optimal":
                 return r
-            return Result("feasible", r.values, r.objective, r.bound, r.seconds)
+            # stopped before its bound proved anything: no bound known
+            return Result("feasible", r.values, r.objective, None, r.seconds)
 
     monkeypatch.setattr(milp_solver, "HighsSession", TimedOut)
     solution = solve_milp(_knapsack(), OptimizerOptions())
     assert solution.status == "feasible"
     assert "not proven optimal" in solution.detail
     assert [a.server for a in solution.assignments] == ["s0", "s1"]
+
+
+def _packed(seed: int, n: int = 300) -> Problem:
+    """Two priorities on four scarce card types: group 2 must be packed into what group 1
+    leaves (the structure of the benchmark's scarce case, small)."""
+    rng = random.Random(seed)
+    price = {"A": 1.0, "B": 1.3, "C": 1.7, "D": 3.0}
+    servers, need = [], {}
+    for i in range(n):
+        name = f"s{i:03d}"
+        cands = []
+        for t in rng.sample("ABCD", 3):
+            k = rng.choice([1, 2])
+            cost = round(price[t] * k * rng.uniform(0.8, 1.2), 3)
+            cands.append(cand(name, t, rng.randint(1, 6), cost, cards_per_replica=k))
+        s = server(name, cands, priority=rng.choice([1, 2]), demand=round(rng.uniform(0.5, 5), 2))
+        servers.append(s)
+        first = s.candidates[0]
+        need[first.card_type] = need.get(first.card_type, 0) + first.cards
+    return problem(servers, {t: int(need.get(t, 0) * 0.8) for t in "ABCD"})
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_gap_and_priorities_hold_against_an_exact_solve(seed, monkeypatch):
+    import optimizer.lexicographic as lexicographic
+
+    monkeypatch.setattr(lexicographic, "_SEARCH_SIZE", 8)  # the local search runs at this size
+    p = _packed(seed)
+    fast = solve_milp(p, OptimizerOptions(mip_gap=1e-3))
+    exact = solve_milp(p, OptimizerOptions(mip_gap=0.0))
+    assert fast.status == "optimal" and fast.gap is not None and fast.gap <= 1e-3
+    assert fast.best_bound is not None and fast.best_bound <= fast.objective + 1e-9
+    served, best = _served(p, fast), _served(p, exact)
+    assert served[0] == best[0]  # group 1 never gives anything up
+    assert -served[1] >= -best[1] * (1 - 1e-3) - 1e-9
+    if served == best and {a.server for a in fast.assignments} == {
+        a.server for a in exact.assignments
+    }:
+        # same servers served: the same cost problem, so the bound must hold against it
+        assert fast.best_bound <= exact.objective + 1e-6 <= fast.objective + 2e-6
+
+
+def test_a_milp_stopped_by_time_but_proven_within_the_gap_is_optimal(monkeypatch):
+    import optimizer.milp.solver as milp_solver
+    from optimizer.lexicographic import Result
+
+    class TimedOut(milp_solver.HighsSession):
+        def solve(self, *, relax, gap, time_limit, start, target=None):
+            r = super().solve(
+                relax=relax, gap=gap, time_limit=time_limit, start=start, target=target
+            )
+            if relax or r.status != "optimal":
+                return r
+            return Result("feasible", r.values, r.objective, r.bound, r.seconds)  # bound kept
+
+    monkeypatch.setattr(milp_solver, "HighsSession", TimedOut)
+    solution = solve_milp(_knapsack(), OptimizerOptions())
+    assert solution.status == "optimal" and solution.gap == 0.0
+
+
+def test_a_failed_last_lp_keeps_the_served_plan_as_feasible_without_a_bound(monkeypatch):
+    import optimizer.milp.solver as milp_solver
+    from optimizer.lexicographic import Result
+
+    class LateFailure(milp_solver.HighsSession):
+        lps = 0
+
+        def solve(self, *, relax, gap, time_limit, start, target=None):
+            if relax:
+                type(self).lps += 1
+                if type(self).lps == 3:  # all-served attempt, served load, then cost: fails
+                    return Result("failed", np.zeros(self.n), 0.0, None, 0.0)
+            return super().solve(
+                relax=relax, gap=gap, time_limit=time_limit, start=start, target=target
+            )
+
+    monkeypatch.setattr(milp_solver, "HighsSession", LateFailure)
+    solution = solve_milp(_knapsack(), OptimizerOptions(mip_gap=0.0))
+    assert solution.detail.startswith("highs,")  # no fallback to CBC was needed
+    assert solution.status == "feasible" and solution.gap is None
+    assert solution.lp_bound is None
+    assert [a.server for a in solution.assignments] == ["s0", "s1"]
+
+
+def _built(p: Problem):
+    from optimizer.milp.model import Builder
+    from optimizer.pruning import prune
+
+    builder = Builder(p, prune(p.placeable(), p.capacity), heterogeneous=False)
+    builder.build()
+    return builder
+
+
+def _served_weight(builder):
+    form = builder.formulation()
+    return form.weight[form.col_server]
+
+
+def _row_values(builder, values):
+    return [float(r.coef @ values[r.cols]) for r in builder.rows]
+
+
+def test_greedy_start_is_a_feasible_point_of_the_model():
+    from optimizer.greedy import greedy_placement
+    from optimizer.milp.solver import greedy_start
+
+    p = _packed(1)
+    builder = _built(p)
+    _, placed = greedy_placement(p.placeable(), p.capacity)
+    start = greedy_start(builder, placed)
+    assert start is not None and int(start.sum()) == len(placed)
+    for row, value in zip(builder.rows, _row_values(builder, start), strict=True):
+        assert row.lower - 1e-9 <= value <= row.upper + 1e-9
+
+
+def test_lp_from_the_basis_of_a_plan_has_the_cold_lp_value():
+    from optimizer.greedy import greedy_placement
+    from optimizer.milp.backends import HighsSession
+    from optimizer.milp.solver import greedy_start
+
+    p = _packed(2)
+    builder = _built(p)
+    _, placed = greedy_placement(p.placeable(), p.capacity)
+    start = greedy_start(builder, placed)
+    basic, upper = builder.basis(start)
+    # one basic variable per row: chosen columns, and the rows not at their upper bound
+    assert int(basic.sum()) + int((~upper).sum()) == len(builder.rows)
+    values = []
+    for hint in (None, start):
+        session = HighsSession(builder)
+        session.set_objective(_served_weight(builder), maximize=True)
+        values.append(session.solve(relax=True, gap=0.0, time_limit=10.0, start=hint).objective)
+    assert values[0] > 0 and values[1] == pytest.approx(values[0], rel=1e-9)
+
+
+def test_a_milp_stopped_at_once_does_not_stop_the_next_one():
+    from optimizer.milp.backends import HighsSession
+
+    builder = _built(_packed(0))
+    session = HighsSession(builder)
+    session.set_objective(_served_weight(builder), maximize=True)
+    session.solve(relax=False, gap=0.0, time_limit=0.0, start=None)
+    again = session.solve(relax=False, gap=1e-3, time_limit=10.0, start=None)
+    assert again.status == "optimal"
