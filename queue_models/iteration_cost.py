@@ -18,14 +18,24 @@ A law is called once per iteration, in iteration order, and may keep state (a la
 adds noise draws one factor per call), so a driver that fuses iterations must still call
 it once per iteration with the same counts.
 
+`NoisyCost` wraps a law with seeded multiplicative noise (lognormal factors with mean 1,
+one per call): the simulator's replicas and the capacity calibration's replays use it to
+mimic iteration-time jitter.
+
 To extend: a new law is any object with `duration_ms` of this signature (e.g. a measured
 timing table, `simulator.timing.TableLaw`), passed as `EngineConfig.law`.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+_BLOCK = 1024
 
 
 @runtime_checkable
@@ -51,3 +61,25 @@ class LinearCost:
         """alpha + beta (decode requests + prefill tokens) + gamma (their contexts)."""
         return (self.alpha_ms + self.beta_ms * (decode_requests + prefill_tokens)
                 + self.gamma_ms * (decode_context_tokens + prefill_context_tokens))
+
+
+def lognormal_factors(cv: float, rng: np.random.Generator) -> Iterator[float]:
+    """Endless lognormal factors with mean 1 and coefficient of variation `cv`."""
+    sigma2 = math.log1p(cv * cv)
+    mu, sigma = -sigma2 / 2.0, math.sqrt(sigma2)
+    while True:
+        yield from rng.lognormal(mu, sigma, _BLOCK).tolist()
+
+
+class NoisyCost:
+    """`base`'s duration times the next factor (one factor per call)."""
+
+    def __init__(self, base: IterationCost, factors: Iterator[float]) -> None:
+        self.base = base
+        self._next = factors.__next__
+
+    def duration_ms(self, decode_requests: int, decode_context_tokens: int,
+                    prefill_tokens: int, prefill_context_tokens: int) -> float:
+        """The base law's duration times one lognormal factor."""
+        return self.base.duration_ms(decode_requests, decode_context_tokens, prefill_tokens,
+                                     prefill_context_tokens) * self._next()

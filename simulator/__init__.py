@@ -7,7 +7,7 @@ in virtual time, driven by the real control loop.
 - `simulator.config.SimConfig`: start-up, window, and the simulated hardware (an
   iteration-cost law per model and accelerator, noise, KV capacity, queue bound).
 - `simulator.hardware`: the `EngineConfig` of each replica (law, seeded noise, limits).
-- `simulator.fused.FusedEngine`: the engine running decode-only iterations up to the
+- `queue_models.fused.FusedEngine`: the engine running decode-only iterations up to the
   next outside event in one call (same times as one event per iteration).
 - `simulator.replica.SimReplica`: one replica (start-up, ready, draining) and its engine.
 - `simulator.records`: requests submitted and per-request records for evaluation.

@@ -1,6 +1,6 @@
 """`SimCluster`: a discrete-event twin of a fleet that the real control loop can drive.
 
-Each replica runs its own `simulator.fused.FusedEngine` in virtual time; an
+Each replica runs its own `queue_models.fused.FusedEngine` in virtual time; an
 event heap orders request arrivals, replica iteration ends, replicas becoming ready and
 the gauge sampling grid. There is no second batching implementation: the engine decides
 batches and iteration times (with the iteration-cost law, noise, KV capacity and queue

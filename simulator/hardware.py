@@ -16,40 +16,14 @@ or one more `EngineConfig` field set in `replica_config`.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
 
 from queue_models.engine import EngineConfig
-from queue_models.iteration_cost import IterationCost
+from queue_models.iteration_cost import NoisyCost, lognormal_factors
 from simulator.config import SimConfig
 from specs.documents import Profile
-
-_BLOCK = 1024
-
-
-def lognormal_factors(cv: float, rng: np.random.Generator) -> Iterator[float]:
-    """Endless lognormal factors with mean 1 and coefficient of variation `cv`."""
-    sigma2 = math.log1p(cv * cv)
-    mu, sigma = -sigma2 / 2.0, math.sqrt(sigma2)
-    while True:
-        yield from rng.lognormal(mu, sigma, _BLOCK).tolist()
-
-
-class NoisyCost:
-    """`base`'s duration times the next factor (one factor per call)."""
-
-    def __init__(self, base: IterationCost, factors: Iterator[float]) -> None:
-        self.base = base
-        self._next = factors.__next__
-
-    def duration_ms(self, decode_requests: int, decode_context_tokens: int,
-                    prefill_tokens: int, prefill_context_tokens: int) -> float:
-        """The base law's duration times one lognormal factor."""
-        return self.base.duration_ms(decode_requests, decode_context_tokens, prefill_tokens,
-                                     prefill_context_tokens) * self._next()
 
 
 def replica_config(config: SimConfig, profile: Profile, max_batch: int,

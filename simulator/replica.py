@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from queue_models.engine import EngineConfig, Iteration, Occupancy
-from simulator.fused import FusedEngine
+from queue_models.fused import FusedEngine
 
 Phase = Literal["starting", "ready", "draining"]
 

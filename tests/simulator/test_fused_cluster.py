@@ -14,9 +14,8 @@ import pytest
 from collector.snapshot import FleetSnapshot
 from controller.config import LoopOptions
 from controller.loop import ControlLoop, LoopParts
-from queue_models.iteration_cost import LinearCost
+from queue_models.iteration_cost import LinearCost, lognormal_factors
 from simulator.cluster import SimCluster, SimConfig
-from simulator.hardware import lognormal_factors
 from simulator.records import RequestRecord, SimRequest, requests_of
 from specs.clock import FakeClock
 from specs.documents import FleetSpec

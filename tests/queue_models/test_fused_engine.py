@@ -1,4 +1,4 @@
-"""simulator.fused: `FusedEngine.advance` against `BatchEngine` step by step. The same
+"""queue_models.fused: `FusedEngine.advance` against `BatchEngine` step by step. The same
 first-token and finish times (to 1e-9 s; in practice bit for bit), statistics and gauge
 integrals, with the profile law, a stateful noisy law, small budgets, bounded max batch
 and KV capacity, and a max-batch change between arrivals."""
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from queue_models.engine import BatchEngine, EngineConfig
+from queue_models.fused import FusedEngine
 from queue_models.iteration_cost import IterationCost, LinearCost
-from simulator.fused import FusedEngine
 
 ALPHA, BETA, GAMMA = 6.49, 0.0219, 4.96e-5
 

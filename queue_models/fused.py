@@ -1,5 +1,6 @@
 """`FusedEngine`: a `queue_models.engine.BatchEngine` that runs many iterations at once,
-up to a horizon, for the simulator's replicas in virtual time.
+up to a horizon: the simulator's replicas and the capacity calibration's replays run it in
+virtual time.
 
 Between outside events (an arrival, a tick) a replica mostly runs decode-only iterations:
 the same requests each generate one token, nobody is admitted, nobody is prefilling. Such
@@ -7,7 +8,7 @@ a run needs no `Slot`, `Iteration` or `TokenEvent` per iteration: `advance(now,
 horizon_s)` walks it with a few integers (decode requests, their summed context), calling
 the iteration-cost law once per iteration with exactly the counts `next_iteration` would
 give it, so times, statistics and the gauges' integrals come out as step by step (the
-same floating-point sums in the same order; tests/simulator/test_fused_engine.py).
+same floating-point sums in the same order; tests/queue_models/test_fused_engine.py).
 Iterations that are not decode-only (prefill chunks, admissions) run through
 `next_iteration` and `complete` as usual.
 
