@@ -23,6 +23,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from queue_models.iteration_cost import IterationCost
+from queue_models.workload_sample import WorkloadSample
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -45,6 +48,10 @@ class ServiceParams:
     max_batch: requests served at once (N); max_queue: requests waiting (Q); the chain
     holds at most N + Q requests and blocks arrivals beyond that.
     token_budget: tokens per iteration, used by the chunked-prefill model only.
+    law, workload: what the measured model (`capacity-table`) replays: the iteration-cost
+    law of the hardware (None: the profile's alpha, beta, gamma) and a sample of the
+    server's real requests (None: synthetic ones around the mean sizes). The analytic
+    models ignore both.
     """
 
     alpha_ms: float
@@ -55,6 +62,8 @@ class ServiceParams:
     max_batch: int
     max_queue: int
     token_budget: int = DEFAULT_TOKEN_BUDGET
+    law: IterationCost | None = None
+    workload: WorkloadSample | None = None
 
     def __post_init__(self) -> None:
         for name in ("alpha_ms", "beta_ms", "gamma_ms", "in_tokens"):

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from queue_models.base import QueueModel
 from queue_models.batch_queue import BatchQueueModel
 from queue_models.batch_queue_v06 import BatchQueueV06Model
+from queue_models.capacity_model import CapacityTableModel
 from specs.registry import UnknownNameError
 
 DEFAULT_QUEUE_MODEL = "batch-queue"
@@ -22,6 +23,7 @@ _FACTORIES: Mapping[str, Callable[[], QueueModel]] = MappingProxyType(
     {
         BatchQueueModel.name: BatchQueueModel,
         BatchQueueV06Model.name: BatchQueueV06Model,
+        CapacityTableModel.name: CapacityTableModel,
     }
 )
 
