@@ -21,7 +21,7 @@ from pathlib import Path
 # bench/tuner.py would shadow the tuner package when this file is run as a script
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from controller.commands.evaluate import default_data_dir  # noqa: E402
+from controller.commands.evaluate import default_cache_dir, default_data_dir  # noqa: E402
 from controller.evaluation.report import evaluate  # noqa: E402
 from controller.evaluation.scenario import builtin_scenarios, load_scenario  # noqa: E402
 
@@ -32,6 +32,9 @@ def main() -> int:
     parser.add_argument("--scenarios", help="comma-separated (default: all built-in)")
     parser.add_argument("--duration", type=float, help="seconds of arrivals per scenario")
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="capacity tables kept between runs (default: the CLI's)")
+    parser.add_argument("--policies", help="comma-separated subset of the policies")
     parser.add_argument("--validate", action="store_true",
                         help="add the queue-model validation on each scenario's hardware")
     args = parser.parse_args()
@@ -44,7 +47,9 @@ def main() -> int:
             scenario = scenario.model_copy(update={"duration_s": args.duration})
         started = time.perf_counter()
         summary = evaluate(scenario, data, args.out / name, validation=args.validate,
-                           progress=lambda line: print(line, file=sys.stderr, flush=True))
+                           progress=lambda line: print(line, file=sys.stderr, flush=True),
+                           policies=args.policies.split(",") if args.policies else None,
+                           cache_dir=args.cache_dir or default_cache_dir())
         print(f"\n## {name} ({time.perf_counter() - started:.0f} s)")
         print(f"{'policy':<16} {'cost/h':>8} {'SLO %':>7} {'TTFT p99':>10} {'ITL p99':>8} "
               f"{'actions':>7} {'wall s':>7}")

@@ -80,10 +80,12 @@ class NullRecorder:
 
 class Optimizer:
     """`optimize` with a sizing cache kept warm across ticks and no timings in the plan
-    (so a replayed tick gives the same plan byte for byte)."""
+    (so a replayed tick gives the same plan byte for byte). `generators` (by queue model
+    name) are used where given, e.g. ones that know measured laws and workload samples;
+    others are made from the spec on first use."""
 
-    def __init__(self) -> None:
-        self._generators: dict[str, CandidateGenerator] = {}
+    def __init__(self, generators: dict[str, CandidateGenerator] | None = None) -> None:
+        self._generators = generators if generators is not None else {}
 
     def __call__(self, spec: FleetSpec, solver: str | None) -> Plan:
         """Optimise `spec` with `solver` (default: the spec's)."""

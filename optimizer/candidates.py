@@ -40,14 +40,17 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from optimizer.problem import Candidate, Problem, ServerCandidates
 from optimizer.transition import transition_value
 from queue_models.base import PreparedQueue, QueueModel, ServiceParams, Targets
+from queue_models.capacity_sizing import CapacitySizing
+from queue_models.iteration_cost import IterationCost
 from queue_models.sizing import RateSizing, best_max_batch, size_prepared
+from queue_models.workload_sample import WorkloadSample
 from specs.documents import Accelerator, FleetSpec, ModelTarget, Profile, Server
 from specs.registry import Registry
 
@@ -65,6 +68,30 @@ class Sizing:
     max_rate_rps: float
     feasible: bool
     reason: str = ""
+    pool: CapacitySizing | None = None
+    """Per-replica rate by pool size, from a model that measures pools (capacity-table)."""
+
+    def replicas_for(self, demand: float) -> tuple[int, float]:
+        """Replicas the demand needs and the per-replica rate at that many."""
+        if self.pool is not None:
+            n = self.pool.replicas_for(demand)
+            return n, self.pool.rate_at(n)
+        return math.ceil(demand / self.max_rate_rps - _EPS), self.max_rate_rps
+
+
+@runtime_checkable
+class CandidateSizer(Protocol):
+    """A queue model that sizes a replica itself (max batch, token budget, pools) instead
+    of the generic search (`queue_models.capacity_model.CapacityTableModel`)."""
+
+    def size_candidate(self, params: ServiceParams, targets: Targets,
+                       fixed_batch: bool = False) -> CapacitySizing:
+        """Configuration up to `params.max_batch` and the rate per pool size."""
+        ...
+
+    def configured(self, params: ServiceParams, sizing: CapacitySizing) -> ServiceParams:
+        """`params` with the sizing's configuration."""
+        ...
 
 
 BatchPolicy = Callable[[QueueModel, ServiceParams, Targets, int], int | None]
@@ -163,9 +190,19 @@ class CandidateGenerator:
     """Builds a `Problem` from a spec with one queue model; caches sizing across calls."""
 
     def __init__(
-        self, model: QueueModel, *, batch_policy: str = "auto", cache_size: int = 65536
+        self,
+        model: QueueModel,
+        *,
+        batch_policy: str = "auto",
+        cache_size: int = 65536,
+        laws: Mapping[tuple[str, str], IterationCost] | None = None,
+        workloads: Mapping[str, WorkloadSample] | None = None,
     ) -> None:
         self.model = model
+        self.laws = dict(laws or {})
+        """Measured iteration-cost law by (model, accelerator), for models that replay."""
+        self.workloads = dict(workloads or {})
+        """A sample of each server's requests (by server name), for models that replay."""
         self.batch_policy = resolve_batch_policy(batch_policy, model.name)
         self._sizing = _Lru(cache_size)
         self._prepared = _Lru(cache_size)
@@ -218,6 +255,8 @@ class CandidateGenerator:
             targets,
             server.max_batch,
             server.max_queue,
+            self.laws.get((profile.model, profile.accelerator)),
+            self.workloads.get(server.name),
         )
         self.lookups += 1
         return self._sizing.get(key, lambda: self._size(profile, server, targets, out_tokens))
@@ -239,12 +278,16 @@ class CandidateGenerator:
             max_batch=batch,
             max_queue=queue,
             token_budget=profile.token_budget,
+            law=self.laws.get((profile.model, profile.accelerator)),
+            workload=self.workloads.get(server.name),
         )
 
     def _size(
         self, profile: Profile, server: Server, targets: Targets, out_tokens: float
     ) -> Sizing:
         ceiling = self.model.effective_max_batch(profile.max_batch, profile.at_tokens, out_tokens)
+        if isinstance(self.model, CandidateSizer):
+            return self._size_measured(self.model, profile, server, targets, out_tokens, ceiling)
         batch: int | None = server.max_batch
         if batch is None:
             search_params = self._params(profile, server, out_tokens, ceiling)
@@ -263,6 +306,16 @@ class CandidateGenerator:
         # inferno sizes replicas with the throughput at the sized rate (blocking removed)
         rate = sizing.performance.throughput_rps
         return Sizing(params, float(rate), rate > 0, "" if rate > 0 else "zero max rate")
+
+    def _size_measured(self, model: CandidateSizer, profile: Profile, server: Server,
+                       targets: Targets, out_tokens: float, ceiling: int) -> Sizing:
+        """Sizing by a model that chooses the configuration and measures pools."""
+        batch = server.max_batch or ceiling
+        params = self._params(profile, server, out_tokens, batch)
+        found = model.size_candidate(params, targets, fixed_batch=server.max_batch is not None)
+        if not found.feasible:
+            return Sizing(None, 0.0, False, found.reason)
+        return Sizing(model.configured(params, found), found.rate_at(1), True, pool=found)
 
     def server_candidates(
         self, spec: FleetSpec, index: _Index, server: Server, factor: float, *, predict: bool = True
@@ -321,14 +374,16 @@ class CandidateGenerator:
             if not sizing.feasible:
                 return sizing.reason
         replicas = server.min_replicas
+        rate = sizing.max_rate_rps
         if need.demand > 0:
-            replicas = max(math.ceil(need.demand / sizing.max_rate_rps - _EPS), replicas, 1)
+            needed, rate = sizing.replicas_for(need.demand)
+            replicas = max(needed, replicas, 1)
         if server.max_replicas is not None and replicas > server.max_replicas:
             return f"needs {replicas} replicas, max_replicas is {server.max_replicas}"
         ttft = itl = 0.0
         if need.predict and sizing.params is not None and replicas > 0:
             ttft, itl = self.predict(sizing.params, need.demand / replicas, need.targets)
-        return _make(index, need, profile, sizing, replicas, (ttft, itl))
+        return _make(index, need, profile, sizing, replicas, (ttft, itl), rate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +436,7 @@ def _make(
     sizing: Sizing,
     replicas: int,
     predicted: tuple[float, float],
+    rate: float,
 ) -> Candidate:
     accelerator = index.accelerators[profile.accelerator]
     server, params = need.server, sizing.params
@@ -396,7 +452,7 @@ def _make(
         max_queue=params.max_queue if params else server.max_queue or 0,
         cards_per_replica=profile.units_per_replica * accelerator.multiplicity,
         cost_per_replica=per_replica,
-        max_rate_per_replica_rps=sizing.max_rate_rps,
+        max_rate_per_replica_rps=rate,
         cost=cost,
         value=transition_value(accelerator.name, cost, current, need.current_cost, need.factor),
         params=params,

@@ -18,13 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 SOLVER_NAMES = ("milp", "greedy", "unlimited")
 """Solver names the optimizer registry must provide (a test checks they agree)."""
-QUEUE_MODEL_NAMES = ("batch-queue", "batch-queue-v06")
+QUEUE_MODEL_NAMES = ("batch-queue", "batch-queue-v06", "capacity-table")
 """Queue model names the queue_models registry must provide (a test checks they agree)."""
 SATURATION_POLICIES = ("None", "PriorityExhaustive", "PriorityRoundRobin", "RoundRobin")
 MILP_BACKENDS = ("highs", "cbc")
 
 SolverName = Literal["milp", "greedy", "unlimited"]
-QueueModelName = Literal["batch-queue", "batch-queue-v06"]
+QueueModelName = Literal["batch-queue", "batch-queue-v06", "capacity-table"]
 SaturationPolicy = Literal["None", "PriorityExhaustive", "PriorityRoundRobin", "RoundRobin"]
 MilpBackend = Literal["highs", "cbc"]
 

@@ -40,6 +40,12 @@ def default_data_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
+def default_cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/fleetplan/capacity`, else `~/.cache/fleetplan/capacity`."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "fleetplan" / "capacity"
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `evaluate` sub-command."""
     parser = subparsers.add_parser(
@@ -62,6 +68,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "seconds of arrivals")
     parser.add_argument("--validate", action="store_true", help="also compare the queue "
                         "model with the simulated hardware (validation.md)")
+    parser.add_argument("--cache-dir", type=Path, help="folder keeping measured capacity "
+                        "tables between runs (default: $XDG_CACHE_HOME/fleetplan/capacity, "
+                        "else ~/.cache/fleetplan/capacity)")
+    parser.add_argument("--no-cache", action="store_true", help="measure capacity tables "
+                        "afresh and keep them in memory only")
     parser.add_argument("--list", action="store_true", help="list built-in scenarios and exit")
     parser.set_defaults(func=run)
 
@@ -111,8 +122,10 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("-o DIR is required")
     scenario = _scenario(args)
     data_dir = args.data_dir or default_data_dir()
+    cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     summary = evaluate(scenario, data_dir, Path(args.output), validation=args.validate,
-                       progress=lambda line: print(line, file=sys.stderr, flush=True))
+                       progress=lambda line: print(line, file=sys.stderr, flush=True),
+                       cache_dir=cache)
     for name, row in summary["policies"].items():
         share = row["slo_attainment"]
         print(f"{name:<16} cost/h {row['cost']:>9.2f}  SLO {100 * (share or 0):6.2f}%  "

@@ -26,17 +26,17 @@ from typing import Protocol
 
 from actuator.base import Actuator, variant_name
 from controller.config import LoopOptions
+from controller.evaluation.calibration import Sizer
 from controller.evaluation.scenario import Scenario
 from controller.evaluation.sizing import (
     RequestIndex,
     cheapest_single_type,
     peak_window_loads,
     single_type_specs,
-    solve,
     window_loads,
     with_loads,
 )
-from controller.loop import ControlLoop, LoopParts
+from controller.loop import ControlLoop, LoopParts, Optimizer
 from controller.sources import MetricsSource
 from controller.stabilize import StabilizerOptions
 from controller.tick import TickReport
@@ -59,6 +59,7 @@ class RunContext:
     index: RequestIndex
     actuator: Actuator
     metrics: MetricsSource
+    sizer: Sizer
 
     def configured(self) -> dict[str, Load]:
         """The spec's configured load per server (token fallbacks)."""
@@ -99,7 +100,7 @@ class StaticPeak:
 
     def initial_plan(self, ctx: RunContext) -> Plan:
         """The peak plan."""
-        self.card_type, plan = cheapest_single_type(ctx.truth, ctx.run_peak())
+        self.card_type, plan = cheapest_single_type(ctx.truth, ctx.run_peak(), ctx.sizer.solve)
         return plan
 
     def tick(self, ctx: RunContext, now: float) -> None:
@@ -120,9 +121,11 @@ class Reactive:
 
     def initial_plan(self, ctx: RunContext) -> Plan:
         """Max batch from the peak sizing of the cheapest type; replicas for the start."""
-        self.card_type, self.template = cheapest_single_type(ctx.truth, ctx.run_peak())
+        self.card_type, self.template = cheapest_single_type(ctx.truth, ctx.run_peak(),
+                                                             ctx.sizer.solve)
         restricted = single_type_specs(ctx.truth)[self.card_type]
-        start = solve(with_loads(restricted, ctx.initial_loads()), "milp", heterogeneous=False)
+        start = ctx.sizer.solve(with_loads(restricted, ctx.initial_loads()), "milp",
+                                heterogeneous=False)
         counts = {(a.server, v.accelerator): v.replicas
                   for a in start.allocations for v in a.variants}
         return _with_counts(self.template, lambda s, acc, n: counts.get((s, acc), 1))
@@ -192,9 +195,10 @@ class LoopPolicy:
                               stabilizer_options=StabilizerOptions(), tune=self.tune,
                               solver=self.solver)
         parts = LoopParts(spec=spec, metrics=ctx.metrics, actuator=ctx.actuator,
-                          clock=self.clock, tuner=Tuner() if self.tune else None)
+                          clock=self.clock, tuner=Tuner() if self.tune else None,
+                          optimize=Optimizer(ctx.sizer.generators()))
         self.loop = ControlLoop(parts, options)
-        return solve(spec, self.solver)
+        return ctx.sizer.solve(spec, self.solver)
 
     def tick(self, ctx: RunContext, now: float) -> None:
         """One loop tick."""
@@ -236,7 +240,7 @@ class Clairvoyant:
                                   ctx.configured())
         spec = _with_current(with_loads(ctx.truth, loads), ctx.actuator) if now else \
             with_loads(ctx.truth, loads)
-        return solve(spec, "milp", heterogeneous=True)
+        return ctx.sizer.solve(spec, "milp", heterogeneous=True)
 
 
 def _with_current(spec: FleetSpec, actuator: Actuator) -> FleetSpec:

@@ -19,10 +19,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from controller.evaluation.calibration import make_sizer
 from controller.evaluation.metrics import goals, summarize, targets_by_server
 from controller.evaluation.plots import PLOTS
-from controller.evaluation.run import PolicyRun, run_policy
+from controller.evaluation.run import PolicyRun, run_policy, timing_laws
 from controller.evaluation.scenario import Scenario, make_requests
+from controller.evaluation.sizing import RequestIndex
 from controller.evaluation.validation import validate_scenario
 from simulator.records import SimRequest
 
@@ -31,17 +33,20 @@ Progress = Callable[[str], None]
 
 def evaluate(scenario: Scenario, data_dir: Path, out_dir: Path,
              policies: Sequence[str] | None = None, progress: Progress | None = None,
-             validation: bool = False) -> dict[str, Any]:
+             validation: bool = False, cache_dir: Path | None = None) -> dict[str, Any]:
     """Run, summarise, write (see the module docstring); returns the summary. With
     `validation`, also the queue-model validation on the scenario's hardware
-    (`validation.md`, `validation.json`, and a section of the report)."""
+    (`validation.md`, `validation.json`, and a section of the report). Capacity tables
+    are kept in `cache_dir` when given (else in memory, for this run)."""
     say = progress or (lambda _: None)
     requests = make_requests(scenario, data_dir)
     truth = scenario.fleet()
+    sizer = make_sizer(scenario, RequestIndex(requests), timing_laws(scenario, data_dir),
+                       cache_dir)
     runs: dict[str, PolicyRun] = {}
     for name in policies or scenario.policies:
         say(f"{scenario.name}: running {name} over {len(requests)} requests")
-        runs[name] = run_policy(scenario, name, requests, truth, data_dir)
+        runs[name] = run_policy(scenario, name, requests, truth, data_dir, sizer)
         say(f"{scenario.name}: {name} done in {runs[name].wall_s:.1f} s")
     rows = {name: summarize(run, truth, scenario.duration_s) for name, run in runs.items()}
     summary = {"scenario": scenario.name, "description": scenario.description,

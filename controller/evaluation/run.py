@@ -22,6 +22,7 @@ from pathlib import Path
 
 from actuator.base import ActuationResult, FleetState, VariantChange, variant_name
 from collector.snapshot import FleetSnapshot
+from controller.evaluation.calibration import Sizer, make_sizer
 from controller.evaluation.policies import POLICIES, Policy, RunContext
 from controller.evaluation.scenario import Scenario
 from controller.evaluation.sizing import RequestIndex
@@ -130,13 +131,18 @@ def timing_laws(scenario: Scenario, data_dir: Path) -> dict[tuple[str, str], Tab
 
 
 def run_policy(scenario: Scenario, name: str, requests: Sequence[SimRequest],
-               truth: FleetSpec | None = None, data_dir: Path = Path(".")) -> PolicyRun:
-    """Run policy `name` over the scenario (see the module docstring)."""
+               truth: FleetSpec | None = None, data_dir: Path = Path("."),
+               sizer: Sizer | None = None) -> PolicyRun:
+    """Run policy `name` over the scenario (see the module docstring). `sizer` is how the
+    policy sizes (default: the scenario's laws and the arrivals' workload samples, tables
+    in memory); pass one sizer to every policy of a comparison so they share tables."""
     started = time.perf_counter()
     truth = truth or scenario.fleet()
     policy: Policy = POLICIES.get(name)()
     actuator = RecordingActuator()
-    ctx = RunContext(scenario, truth, RequestIndex(requests), actuator, actuator)
+    index = RequestIndex(requests)
+    sizer = sizer or make_sizer(scenario, index, timing_laws(scenario, data_dir))
+    ctx = RunContext(scenario, truth, index, actuator, actuator, sizer)
     initial = policy.initial_plan(ctx)
     cluster = SimCluster(truth, sim_config(scenario, data_dir), initial={
         (a.server, v.accelerator): v.replicas for a in initial.allocations for v in a.variants})

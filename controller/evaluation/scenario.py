@@ -121,6 +121,22 @@ class SimSettings(_Doc):
     max_queue: int | None = Field(None, ge=0, description="Waiting bound per replica.")
 
 
+class CalibrationSettings(_Doc):
+    """How capacity tables are measured for the policies when the spec's queue model is
+    `capacity-table` (`queue_models.capacity_sizing.CalibrationOptions`)."""
+
+    requests: int = Field(4000, ge=50, description="Requests of the workload sample "
+                          "replayed per probe.")
+    headroom: float = Field(0.5, ge=0, lt=1, description="Share of the misses a "
+                            "percentile target allows that sizing keeps in reserve (0.5: "
+                            "p99 is sized for 99.5% of requests).")
+    noise_cv: float | None = Field(None, ge=0, description="Iteration-time noise of the "
+                                   "replays (none: the simulated hardware's).")
+    token_budgets: list[int] = Field(
+        default_factory=lambda: [512], description="Token budgets (chunked prefill, tokens "
+        "per iteration) tried besides each profile's own.")
+
+
 class Scenario(_Doc):
     """See the module docstring."""
 
@@ -136,6 +152,8 @@ class Scenario(_Doc):
     startup_s: float = Field(120.0, ge=0, description="Pod start-up delay, s.")
     drain_s: float = Field(600.0, ge=0, description="Time after the end to finish requests, s.")
     sim: SimSettings = Field(default_factory=SimSettings, description="Simulated hardware.")
+    calibration: CalibrationSettings = Field(
+        default_factory=CalibrationSettings, description="How capacity tables are measured.")
     tuner_start_error: float = Field(
         0.3, ge=0, lt=1, description="fleetplan's profiles start this far off (all three "
         "parameters times 1 - error: optimistic), and the tuner must find the truth.")

@@ -4,10 +4,12 @@
   end)`: each server's load (rate, mean tokens) over a window; `peak_window_loads` the
   largest rate over 1-minute bins of the window, with its mean tokens: over the whole run
   it is what an operator sizing for a known trace's peak would use.
-- `solve(spec, solver, heterogeneous)`: the optimizer with reproducible output.
+- `solve(spec, solver, heterogeneous)`: the optimizer with reproducible output (the
+  evaluation's policies use `controller.evaluation.calibration.Sizer.solve`, which also
+  knows the measured laws and workload samples).
 - `single_type_specs(spec)`: the spec restricted to one card type at a time (e.g. `L4`
-  keeps `L4` and `2xL4`); `cheapest_single_type(spec, loads)` the card type whose plan
-  serves every server within its targets at the lowest cost.
+  keeps `L4` and `2xL4`); `cheapest_single_type(spec, loads, solve)` the card type whose
+  plan serves every server within its targets at the lowest cost.
 
 To extend: another load statistic is one more function over `SimRequest`s.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -106,15 +108,20 @@ def single_type_specs(spec: FleetSpec) -> dict[str, FleetSpec]:
     return out
 
 
-def cheapest_single_type(spec: FleetSpec, loads: Mapping[str, Load]) -> tuple[str, Plan]:
+Solve = Callable[[FleetSpec, str, bool | None], Plan]
+
+
+def cheapest_single_type(spec: FleetSpec, loads: Mapping[str, Load],
+                         solver: Solve | None = None) -> tuple[str, Plan]:
     """The card type whose plan (milp, one type) serves every server within its targets
     at the lowest cost; ties by name. Raises ValueError when no single type can."""
+    solver = solver or solve
     best: tuple[float, str, Plan] | None = None
     for card, restricted in single_type_specs(spec).items():
         models = {p.model for p in restricted.profiles}
         if any(s.model not in models for s in restricted.servers):
             continue
-        plan = solve(with_loads(restricted, loads), "milp", heterogeneous=False)
+        plan = solver(with_loads(restricted, loads), "milp", False)
         if plan.unserved or not all(a.meets_targets for a in plan.allocations):
             continue
         if best is None or plan.total_cost_per_hour < best[0]:

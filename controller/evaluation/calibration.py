@@ -1,0 +1,116 @@
+"""How an evaluation's policies size replicas: the optimizer with what a profiler would have
+measured beforehand.
+
+`Sizer` holds one `CandidateGenerator` per queue model, built with the scenario's
+measured iteration-cost laws (its timing tables, by model and accelerator) and a
+workload sample per server (`WorkloadSample.from_arrivals` over the run's own arrivals:
+their sizes and burstiness, normalised to rate 1, never their rates). The spec's
+`optimizer.queue_model` picks the model; with `capacity-table` the tables are measured
+once and kept in the `CapacityCache` (a folder when given), shared by every policy of
+the run, so static peak, the loops and the clairvoyant bound all size from the same
+measurements. `solve(spec, solver, heterogeneous)` is the optimizer with reproducible
+output (no timings).
+
+Every policy gets the same information; what differs is what each does with it (the
+static peak sizes once for the peak, the loops measure and forecast, the clairvoyant
+bound knows the future rate).
+
+To extend: another thing a profiler measures is one more argument of the generator,
+filled here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from controller.evaluation.scenario import Scenario
+from controller.evaluation.sizing import RequestIndex
+from optimizer.api import optimize
+from optimizer.candidates import CandidateGenerator
+from queue_models.capacity_cache import CapacityCache
+from queue_models.capacity_model import CapacityTableModel
+from queue_models.capacity_sizing import CalibrationOptions
+from queue_models.iteration_cost import IterationCost
+from queue_models.registry import get_queue_model
+from queue_models.workload_sample import WorkloadSample
+from specs.documents import FleetSpec
+from specs.plan import Plan
+
+
+@dataclass
+class Sizer:
+    """Candidate generators with the scenario's laws and workload samples."""
+
+    laws: Mapping[tuple[str, str], IterationCost]
+    workloads: Mapping[str, WorkloadSample]
+    options: CalibrationOptions = field(default_factory=CalibrationOptions)
+    cache: CapacityCache = field(default_factory=CapacityCache)
+    _generators: dict[str, CandidateGenerator] = field(default_factory=dict)
+
+    def generator(self, queue_model: str) -> CandidateGenerator:
+        """The (kept warm) generator of a queue model."""
+        found = self._generators.get(queue_model)
+        if found is None:
+            model = (CapacityTableModel(self.options, self.cache)
+                     if queue_model == CapacityTableModel.name else get_queue_model(queue_model))
+            found = self._generators[queue_model] = CandidateGenerator(
+                model, laws=self.laws, workloads=self.workloads)
+        return found
+
+    def generators(self) -> dict[str, CandidateGenerator]:
+        """A generator per registered queue model name, made on first use."""
+        return _LazyGenerators(self)
+
+    def solve(self, spec: FleetSpec, solver: str, heterogeneous: bool | None = None) -> Plan:
+        """Optimise with `solver` (no timings in the plan: reproducible)."""
+        if heterogeneous is not None:
+            options = spec.optimizer.model_copy(update={"heterogeneous": heterogeneous})
+            spec = spec.model_copy(update={"optimizer": options})
+        return optimize(spec, solver=solver, timer=None,
+                        generator=self.generator(spec.optimizer.queue_model))
+
+
+class _LazyGenerators(dict[str, CandidateGenerator]):
+    """A mapping that asks the sizer for a generator it does not hold yet."""
+
+    def __init__(self, sizer: Sizer) -> None:
+        super().__init__()
+        self.sizer = sizer
+
+    def __missing__(self, key: str) -> CandidateGenerator:
+        self[key] = self.sizer.generator(key)
+        return self[key]
+
+
+def workload_samples(scenario: Scenario, index: RequestIndex,
+                     options: CalibrationOptions) -> dict[str, WorkloadSample]:
+    """Per server with at least two arrivals: a sample of its requests."""
+    out = {}
+    for server, requests in sorted(index.by_server.items()):
+        if len(requests) < 2:
+            continue
+        out[server] = WorkloadSample.from_arrivals(
+            f"{scenario.name}/{server}", [r.time_s for r in requests],
+            [r.prompt_tokens for r in requests], [r.output_tokens for r in requests],
+            max_requests=options.requests)
+    return out
+
+
+def calibration_options(scenario: Scenario) -> CalibrationOptions:
+    """The scenario's calibration settings (noise defaults to the simulated hardware's)."""
+    c = scenario.calibration
+    noise = scenario.sim.noise_cv if c.noise_cv is None else c.noise_cv
+    return CalibrationOptions(requests=c.requests, headroom=c.headroom, noise_cv=noise,
+                              token_budgets=tuple(c.token_budgets),
+                              seed=scenario.sim.seed + 1000)
+
+
+def make_sizer(scenario: Scenario, index: RequestIndex,
+               laws: Mapping[tuple[str, str], IterationCost],
+               cache_dir: Path | None = None) -> Sizer:
+    """The sizer of one evaluation run (tables cached in `cache_dir` when given)."""
+    options = calibration_options(scenario)
+    return Sizer(laws, workload_samples(scenario, index, options), options,
+                 CapacityCache(cache_dir))
