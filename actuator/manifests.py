@@ -198,9 +198,9 @@ def _set_max_batch(settings: ManifestSettings, container: Json, max_batch: int) 
     _set_value(container, settings.max_batch_arg, settings.max_batch_env, max_batch)
 
 
-def _manages_budget(settings: ManifestSettings, d: DesiredVariant) -> bool:
-    return d.token_budget is not None and bool(settings.token_budget_env
-                                               or settings.token_budget_arg)
+def _budget_to_set(settings: ManifestSettings, d: DesiredVariant) -> int | None:
+    """The plan's token budget when the settings manage it, else None (left alone)."""
+    return d.token_budget if settings.token_budget_env or settings.token_budget_arg else None
 
 
 def _set_token_budget(settings: ManifestSettings, container: Json, budget: int) -> None:
@@ -253,9 +253,9 @@ def build_deployment(settings: ManifestSettings, d: DesiredVariant, *, plan_id: 
     container["env"] = _upsert_env(container.get("env") or [], _identity_env(d))
     _set_gpus(settings, container, d.cards_per_replica)
     _set_max_batch(settings, container, d.max_batch)
-    if _manages_budget(settings, d):
-        assert d.token_budget is not None
-        _set_token_budget(settings, container, d.token_budget)
+    budget = _budget_to_set(settings, d)
+    if budget is not None:
+        _set_token_budget(settings, container, budget)
     return body
 
 
@@ -322,13 +322,13 @@ def _engine_settings(settings: ManifestSettings, observed: Json, changed: Json,
         if settings.max_batch_env:
             env.append({"name": settings.max_batch_env, "value": str(d.max_batch)})
         details.append(f"max batch {before_batch} -> {d.max_batch}")
+    budget = _budget_to_set(settings, d)
     before_budget = _read_value(observed, settings.token_budget_arg, settings.token_budget_env)
-    if _manages_budget(settings, d) and before_budget != d.token_budget:
-        assert d.token_budget is not None
-        _set_token_budget(settings, changed, d.token_budget)
+    if budget is not None and before_budget != budget:
+        _set_token_budget(settings, changed, budget)
         if settings.token_budget_env:
-            env.append({"name": settings.token_budget_env, "value": str(d.token_budget)})
-        details.append(f"token budget {before_budget} -> {d.token_budget}")
+            env.append({"name": settings.token_budget_env, "value": str(budget)})
+        details.append(f"token budget {before_budget} -> {budget}")
     return env
 
 
