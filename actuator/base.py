@@ -53,6 +53,8 @@ class VariantState:
     endpoints: tuple[str, ...] = ()
     """Base URLs of ready replicas, where the actuator knows them (local workers)."""
     service_class: str | None = None
+    token_budget: int | None = None
+    """Tokens per iteration as configured (None: not set, or not known)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class VariantChange:
     server: str
     kind: ChangeKind
     detail: str
-    """Human-readable: e.g. 'replicas 2 -> 4', 'max batch 64 -> 96'."""
+    """Human-readable: e.g. 'replicas 2 -> 4', 'max batch 64 -> 96', 'token budget 8192 -> 2048'."""
     restarts_pods: bool = False
 
 

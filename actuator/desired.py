@@ -41,6 +41,8 @@ class DesiredVariant:
     max_batch: int
     router_weight: float
     cards_per_replica: int
+    token_budget: int | None = None
+    """Tokens per iteration (chunked prefill); None: not set, left as it runs."""
 
 
 def label_value(text: str) -> str:
@@ -73,6 +75,7 @@ def _desired(allocation: ServerAllocation, variant: VariantAllocation,
         card_type=variant.card_type, replicas=variant.replicas, max_batch=variant.max_batch,
         router_weight=variant.router_weight,
         cards_per_replica=cards_per_replica(spec, allocation.model, variant),
+        token_budget=variant.token_budget,
     )
 
 

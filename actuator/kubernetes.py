@@ -6,9 +6,10 @@ with what the plan wants (`diff_fleet`, pure) and enacts the difference through 
 
 - a variant the plan lists but the cluster lacks is created from its model's template
   (`actuator.manifests`), so a heterogeneous split becomes several Deployments;
-- a pod-template difference (node selector, GPU count, max batch argument or env var)
-  is one strategic-merge patch; it restarts pods, so it spends a token of the
-  pod-restart limiter (`actuator.ratelimit`) or is deferred to a later apply;
+- a pod-template difference (node selector, GPU count, max batch or token budget argument
+  or env var) is one strategic-merge patch; it restarts pods (a rolling update: vLLM reads
+  both only at start-up), so it spends a token of the pod-restart limiter
+  (`actuator.ratelimit`) or is deferred to a later apply;
 - a router-weight difference patches the Deployment's annotation (no restart) and, with
   `sync_pod_weights`, the annotation of its running Pods (what the router reads);
 - replicas change through the scale subresource;
@@ -51,6 +52,7 @@ from actuator.manifests import (
     change_annotations,
     format_weight,
     read_max_batch,
+    read_token_budget,
     template_patch,
 )
 from actuator.metrics_mode import DesiredReplicasGauges
@@ -96,6 +98,8 @@ def _spec_replicas(deployment: Mapping[str, Any]) -> int:
 
 def _create_detail(settings: ManifestSettings, d: DesiredVariant) -> str:
     parts = [f"replicas {d.replicas}", f"max batch {d.max_batch}"]
+    if d.token_budget is not None and (settings.token_budget_arg or settings.token_budget_env):
+        parts.append(f"token budget {d.token_budget}")
     if settings.gpu_resource:
         parts.append(f"{d.cards_per_replica} {settings.gpu_resource} per replica")
     if settings.accelerator_label:
@@ -214,6 +218,7 @@ class KubernetesActuator:
                 ready_replicas=int(status.get("readyReplicas") or 0),
                 max_batch=read_max_batch(self._manifests, body),
                 service_class=exact("service_class") or None,
+                token_budget=read_token_budget(self._manifests, body),
             ))
         return FleetState(tuple(variants), observed_at=self._clock.now())
 

@@ -1,15 +1,18 @@
 """`LocalActuator`: runs each variant as local `fleetplan worker` processes on 127.0.0.1.
 
 A variant (`variant_name(server, accelerator)`) is a set of emulated workers started with
-the plan's model, accelerator and max batch (`actuator.local_process`): ports are chosen
+the plan's model, accelerator, max batch and token budget (`--token-budget`, when the plan
+sets one; else the worker uses its profile's) (`actuator.local_process`): ports are chosen
 at run time (`--port 0`) and a worker counts as a replica only once `/health` answers.
 `apply(plan)`:
 
 1. workers that have exited are dropped (and so replaced below);
 2. scale-ups start all the new workers at once and wait for them together; one that
    does not come up is stopped and reported as a failure, with its log's tail;
-3. max batch changes go to every running worker of the variant live
-   (`POST /admin/max_batch`): nothing restarts;
+3. max batch and token budget changes go to every running worker of the variant live
+   (`POST /admin/max_batch`, `POST /admin/token_budget`): nothing restarts (unlike vLLM,
+   which reads both only at start-up; the Kubernetes actuator rolls its pods). A plan
+   without a token budget leaves the running one as it is;
 4. scale-downs (and variants of planned servers the plan no longer lists) take the
    newest workers out of the backends first, tell `on_backends_changed`, wait until
    they have no running or waiting request (at most `drain_timeout_s`), then stop them.
@@ -24,7 +27,7 @@ every process this actuator started; use it as a context manager.
 Modes: `apply`, and `dry-run` (reports the same changes, starts and stops nothing).
 
 To extend: a new live setting is a `LocalStep` field, filled in `local_steps` and
-enacted in `_reconfigure`.
+enacted in `_reconfigure` (with an admin call in `actuator.local_process`).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from actuator.local_process import (
     healthy,
     launch,
     set_max_batch,
+    set_token_budget,
     terminate,
     wait_idle,
     wait_ready,
@@ -104,6 +108,7 @@ class LocalStep:
     running: int
     create: bool = False
     max_batch: tuple[int, int] | None = None
+    token_budget: tuple[int | None, int] | None = None
     weight: tuple[float, float] | None = None
 
     @property
@@ -125,14 +130,20 @@ def local_steps(plan: Plan, current: Mapping[str, tuple[DesiredVariant, int]],
         before, running = current.get(d.name, (None, 0))
         if before is None and d.replicas == 0:
             continue
+        if before is not None and d.token_budget is None:  # not set: keep what runs
+            d = replace(d, token_budget=before.token_budget)
         step = LocalStep(
             d, running, create=before is None,
             max_batch=((before.max_batch, d.max_batch) if before and running and
                        before.max_batch != d.max_batch else None),
+            token_budget=((before.token_budget, d.token_budget) if before and running and
+                          d.token_budget is not None and before.token_budget != d.token_budget
+                          else None),
             weight=(before.router_weight, d.router_weight)
             if before and before.router_weight != d.router_weight else None,
         )
-        if step.create or step.start or step.drain or step.max_batch or step.weight:
+        if (step.create or step.start or step.drain or step.max_batch or step.token_budget
+                or step.weight):
             steps.append(step)
     running_pairs = [(name, state[0].server) for name, state in current.items()]
     for name in retired(running_pairs, plan, desired):
@@ -146,12 +157,17 @@ def describe(step: LocalStep) -> list[VariantChange]:
     """The changes a step makes."""
     d = step.desired
     if step.create:
+        budget = f", token budget {d.token_budget}" if d.token_budget is not None else ""
         return [VariantChange(d.name, d.server, "create",
-                              f"replicas {d.replicas}, max batch {d.max_batch}")]
+                              f"replicas {d.replicas}, max batch {d.max_batch}{budget}")]
     changes = []
     if step.max_batch:
         changes.append(VariantChange(d.name, d.server, "reconfigure",
                                      f"max batch {step.max_batch[0]} -> {step.max_batch[1]}"))
+    if step.token_budget:
+        changes.append(VariantChange(d.name, d.server, "reconfigure",
+                                     f"token budget {step.token_budget[0]} -> "
+                                     f"{step.token_budget[1]}"))
     if step.weight:
         changes.append(VariantChange(d.name, d.server, "reconfigure",
                                      f"router weight {step.weight[0]:.6g} -> "
@@ -199,7 +215,7 @@ class LocalActuator:
             states.append(VariantState(
                 variant=name, server=d.server, model=d.model, accelerator=d.accelerator,
                 replicas=d.replicas, ready_replicas=len(ready), max_batch=d.max_batch,
-                endpoints=ready, service_class=d.service_class))
+                endpoints=ready, service_class=d.service_class, token_budget=d.token_budget))
         return FleetState(tuple(states), observed_at=self._clock.now())
 
     def backends(self) -> list[Backend]:
@@ -241,8 +257,8 @@ class LocalActuator:
             d = step.desired
             variant = self._variants.setdefault(d.name, _Variant(d))
             variant.desired = d
-            if step.max_batch:
-                self._reconfigure(variant, failures)
+            if step.max_batch or step.token_budget:
+                self._reconfigure(variant, step, failures)
             step_changes = describe(step)
             if step.start and started.get(d.name, 0) < step.start:
                 now = step.running + started.get(d.name, 0)
@@ -276,19 +292,28 @@ class LocalActuator:
         if self._log_dir is None:
             self._log_dir = Path(tempfile.mkdtemp(prefix="fleetplan-workers-"))
         self._sequence += 1
+        budget = ["--token-budget", str(d.token_budget)] if d.token_budget is not None else []
         command = [*s.command, "--model", d.model, "--accelerator", d.accelerator,
                    "--spec", str(s.spec_path), "--host", s.host, "--port", "0",
-                   "--max-batch", str(d.max_batch), *s.extra_args]
+                   "--max-batch", str(d.max_batch), *budget, *s.extra_args]
         return launch(command, self._log_dir / f"{d.name}-{self._sequence}.log", s.cwd)
 
-    def _reconfigure(self, variant: _Variant, failures: list[ActuationFailure]) -> None:
+    def _reconfigure(self, variant: _Variant, step: LocalStep,
+                     failures: list[ActuationFailure]) -> None:
+        """Apply the step's live changes to every worker of the variant."""
         d = variant.desired
+        calls: list[tuple[str, Callable[[str, int], int], int]] = []
+        if step.max_batch:
+            calls.append(("max batch", set_max_batch, d.max_batch))
+        if step.token_budget and d.token_budget is not None:
+            calls.append(("token budget", set_token_budget, d.token_budget))
         for worker in variant.workers:
-            try:
-                set_max_batch(worker.url or "", d.max_batch)
-            except (OSError, ValueError) as exc:
-                failures.append(ActuationFailure(d.name, d.server,
-                                                 f"max batch on {worker.url}: {exc}"))
+            for what, call, value in calls:
+                try:
+                    call(worker.url or "", value)
+                except (OSError, ValueError) as exc:
+                    failures.append(ActuationFailure(d.name, d.server,
+                                                     f"{what} on {worker.url}: {exc}"))
 
     def _drain(self, steps: list[LocalStep]) -> None:
         leaving: list[WorkerProcess] = []

@@ -3,8 +3,9 @@
 A worker is started as a command line (by default `python -m controller.cli worker`,
 with `--port 0`), its stdout and stderr going to a log file. It is ready once it has
 printed `fleetplan worker: listening on URL` (so ports are chosen at run time without
-races) and `GET URL/health` answers 200. Its admin routes change max batch live
-(`POST /admin/max_batch`) and report running and waiting requests (`GET /admin/stats`),
+races) and `GET URL/health` answers 200. Its admin routes change max batch and the token
+budget live (`POST /admin/max_batch`, `POST /admin/token_budget`) and report running and
+waiting requests (`GET /admin/stats`),
 which draining polls until the worker is idle. Stopping is SIGTERM, a wait, then
 SIGKILL, only ever for processes started here (by their `Popen` handle).
 
@@ -109,13 +110,21 @@ def wait_ready(workers: Sequence[WorkerProcess], timeout_s: float,
     return [w for w in workers if w.url is None]
 
 
+def _set_live(url: str, key: str, value: int, timeout_s: float) -> int:
+    status, body = _request(f"{url}/admin/{key}", "POST", {key: value}, timeout_s)
+    if status != 200 or not isinstance(body, dict):
+        raise OSError(f"{url}/admin/{key} answered {status}")
+    return int(body[key])
+
+
 def set_max_batch(url: str, max_batch: int, timeout_s: float = 2.0) -> int:
     """Change a worker's max batch live; returns the value it reports (OSError on failure)."""
-    status, body = _request(url + "/admin/max_batch", "POST", {"max_batch": max_batch},
-                            timeout_s)
-    if status != 200 or not isinstance(body, dict):
-        raise OSError(f"{url}/admin/max_batch answered {status}")
-    return int(body["max_batch"])
+    return _set_live(url, "max_batch", max_batch, timeout_s)
+
+
+def set_token_budget(url: str, token_budget: int, timeout_s: float = 2.0) -> int:
+    """Change a worker's token budget live; returns the value it reports (OSError on failure)."""
+    return _set_live(url, "token_budget", token_budget, timeout_s)
 
 
 def in_flight(url: str, timeout_s: float = 1.0) -> int | None:

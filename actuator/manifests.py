@@ -14,6 +14,11 @@ the template of its model (`ManifestSettings.templates[model]`, else `["*"]`; se
   and requests when the template requests it) = cards per replica;
 - max batch: the serving container's argument `max_batch_arg` (vLLM's `--max-num-seqs`,
   as `--flag N` or `--flag=N`) or, when set, the env var `max_batch_env`;
+- token budget, when the plan sets one (None leaves the template's as it is): the
+  argument `token_budget_arg` (vLLM's `--max-num-batched-tokens`) or, when set, the env
+  var `token_budget_env`; with the argument, `chunked_prefill_arg` (vLLM's
+  `--enable-chunked-prefill`) is added when missing: vLLM's V0 engine refuses a budget
+  below the model's context length unless prefills may be chunked (V1 always chunks);
 - env `FLEETPLAN_SERVER`, `FLEETPLAN_MODEL`, `FLEETPLAN_SERVICE_CLASS`,
   `FLEETPLAN_ACCELERATOR`, `FLEETPLAN_VARIANT` and `FLEETPLAN_GPUS` (cards per replica),
   so templates can say `$(FLEETPLAN_MODEL)` or `--tensor-parallel-size=$(FLEETPLAN_GPUS)`
@@ -80,6 +85,13 @@ class ManifestSettings:
     max_batch_arg: str | None = "--max-num-seqs"
     max_batch_env: str | None = None
     """When set, max batch goes into this env var instead of `max_batch_arg`."""
+    token_budget_arg: str | None = "--max-num-batched-tokens"
+    """Argument carrying the token budget (tokens per iteration); None: not managed."""
+    token_budget_env: str | None = None
+    """When set, the token budget goes into this env var instead of `token_budget_arg`."""
+    chunked_prefill_arg: str | None = "--enable-chunked-prefill"
+    """Flag added (when missing) with `token_budget_arg`; None: none (e.g. the emulated
+    worker, which always chunks prefills)."""
     keys: LabelKeys = field(default_factory=LabelKeys)
 
     def template_for(self, model: str) -> Mapping[str, Any]:
@@ -159,14 +171,45 @@ def with_flag(args: list[str], flag: str, value: str) -> list[str]:
     return [*out, flag, value]
 
 
-def _set_max_batch(settings: ManifestSettings, container: Json, max_batch: int) -> None:
-    if settings.max_batch_env:
+def _has_flag(args: list[str], flag: str) -> bool:
+    return any(arg == flag or arg.startswith(flag + "=") for arg in args)
+
+
+def _set_value(container: Json, arg: str | None, env_name: str | None, value: int) -> None:
+    """Put `value` into the env var `env_name` if set, else into the argument `arg`."""
+    if env_name:
         env = container.get("env") or []
-        container["env"] = _upsert_env(env, [{"name": settings.max_batch_env,
-                                              "value": str(max_batch)}])
-    elif settings.max_batch_arg:
-        container["args"] = with_flag(container.get("args") or [], settings.max_batch_arg,
-                                      str(max_batch))
+        container["env"] = _upsert_env(env, [{"name": env_name, "value": str(value)}])
+    elif arg:
+        container["args"] = with_flag(container.get("args") or [], arg, str(value))
+
+
+def _read_value(container: Mapping[str, Any], arg: str | None, env_name: str | None,
+                ) -> int | None:
+    if env_name:
+        env = {e.get("name"): e.get("value") for e in container.get("env") or []}
+        return _int(env.get(env_name))
+    if arg:
+        return _int(flag_value(container.get("args") or [], arg))
+    return None
+
+
+def _set_max_batch(settings: ManifestSettings, container: Json, max_batch: int) -> None:
+    _set_value(container, settings.max_batch_arg, settings.max_batch_env, max_batch)
+
+
+def _budget_to_set(settings: ManifestSettings, d: DesiredVariant) -> int | None:
+    """The plan's token budget when the settings manage it, else None (left alone)."""
+    return d.token_budget if settings.token_budget_env or settings.token_budget_arg else None
+
+
+def _set_token_budget(settings: ManifestSettings, container: Json, budget: int) -> None:
+    _set_value(container, settings.token_budget_arg, settings.token_budget_env, budget)
+    flag = settings.chunked_prefill_arg
+    if flag and settings.token_budget_arg and not settings.token_budget_env:
+        args = container.get("args") or []
+        if not _has_flag(args, flag):
+            container["args"] = [*args, flag]
 
 
 def _set_gpus(settings: ManifestSettings, container: Json, gpus: int) -> None:
@@ -210,6 +253,9 @@ def build_deployment(settings: ManifestSettings, d: DesiredVariant, *, plan_id: 
     container["env"] = _upsert_env(container.get("env") or [], _identity_env(d))
     _set_gpus(settings, container, d.cards_per_replica)
     _set_max_batch(settings, container, d.max_batch)
+    budget = _budget_to_set(settings, d)
+    if budget is not None:
+        _set_token_budget(settings, container, budget)
     return body
 
 
@@ -234,12 +280,16 @@ def read_max_batch(settings: ManifestSettings, deployment: Mapping[str, Any]) ->
 
 
 def _container_max_batch(settings: ManifestSettings, container: Mapping[str, Any]) -> int | None:
-    if settings.max_batch_env:
-        env = {e.get("name"): e.get("value") for e in container.get("env") or []}
-        return _int(env.get(settings.max_batch_env))
-    if settings.max_batch_arg:
-        return _int(flag_value(container.get("args") or [], settings.max_batch_arg))
-    return None
+    return _read_value(container, settings.max_batch_arg, settings.max_batch_env)
+
+
+def read_token_budget(settings: ManifestSettings, deployment: Mapping[str, Any]) -> int | None:
+    """The token budget a Deployment configures (None when it does not say)."""
+    try:
+        container = container_of(_pod_spec(deployment), settings.container)
+    except ValueError:
+        return None
+    return _read_value(container, settings.token_budget_arg, settings.token_budget_env)
 
 
 def read_gpus(settings: ManifestSettings, deployment: Mapping[str, Any]) -> int | None:
@@ -261,23 +311,37 @@ def read_node_value(settings: ManifestSettings, deployment: Mapping[str, Any]) -
     return (_pod_spec(deployment).get("nodeSelector") or {}).get(settings.accelerator_label)
 
 
-def _container_patch(settings: ManifestSettings, observed: Json, d: DesiredVariant,
-                     details: list[str]) -> Json:
-    patch: Json = {"name": observed.get("name")}
+def _engine_settings(settings: ManifestSettings, observed: Json, changed: Json,
+                     d: DesiredVariant, details: list[str]) -> list[Json]:
+    """Set max batch and token budget on `changed` where they differ from `observed`;
+    returns the env entries to patch."""
     env: list[Json] = []
     before_batch = _container_max_batch(settings, observed)
     if (settings.max_batch_env or settings.max_batch_arg) and before_batch != d.max_batch:
-        changed = copy.deepcopy(observed)
         _set_max_batch(settings, changed, d.max_batch)
         if settings.max_batch_env:
             env.append({"name": settings.max_batch_env, "value": str(d.max_batch)})
-        else:
-            patch["args"] = changed["args"]
         details.append(f"max batch {before_batch} -> {d.max_batch}")
+    budget = _budget_to_set(settings, d)
+    before_budget = _read_value(observed, settings.token_budget_arg, settings.token_budget_env)
+    if budget is not None and before_budget != budget:
+        _set_token_budget(settings, changed, budget)
+        if settings.token_budget_env:
+            env.append({"name": settings.token_budget_env, "value": str(budget)})
+        details.append(f"token budget {before_budget} -> {budget}")
+    return env
+
+
+def _container_patch(settings: ManifestSettings, observed: Json, d: DesiredVariant,
+                     details: list[str]) -> Json:
+    patch: Json = {"name": observed.get("name")}
+    changed = copy.deepcopy(observed)
+    env = _engine_settings(settings, observed, changed, d, details)
+    if (changed.get("args") or []) != (observed.get("args") or []):
+        patch["args"] = changed["args"]
     resources = observed.get("resources") or {}
     before_gpus = _int((resources.get("limits") or {}).get(settings.gpu_resource or ""))
     if settings.gpu_resource and before_gpus != d.cards_per_replica:
-        changed = copy.deepcopy(observed)
         _set_gpus(settings, changed, d.cards_per_replica)
         patch["resources"] = {k: {settings.gpu_resource: v[settings.gpu_resource]}
                               for k, v in changed["resources"].items()

@@ -2,7 +2,8 @@
 
 In `metrics` mode an actuator changes nothing itself: it sets
 `fleetplan_actuator_desired_replicas{variant, server, model, accelerator}` (and, for
-dashboards, `fleetplan_actuator_desired_max_batch` and
+dashboards, `fleetplan_actuator_desired_max_batch`,
+`fleetplan_actuator_desired_token_budget` (variants whose plan sets one) and
 `fleetplan_actuator_desired_router_weight`) from each plan, and a KEDA `ScaledObject`
 (see `deploy/kubernetes/optional/keda-scaledobject.yaml`) or an HPA on an external metric
 scales each variant's Deployment to it. The gauges live in the exporter's own registry
@@ -42,6 +43,9 @@ class DesiredReplicasGauges:
         self._max_batch = Gauge("fleetplan_actuator_desired_max_batch",
                                 "Max batch the current plan wants for a variant.", LABELS,
                                 registry=self.registry)
+        self._token_budget = Gauge("fleetplan_actuator_desired_token_budget",
+                                   "Tokens per iteration the current plan wants for a variant.",
+                                   LABELS, registry=self.registry)
         self._weight = Gauge("fleetplan_actuator_desired_router_weight",
                              "Router weight the current plan gives a variant.", LABELS,
                              registry=self.registry)
@@ -64,6 +68,8 @@ class DesiredReplicasGauges:
             labels = (d.name, d.server, d.model, d.accelerator)
             changes.extend(self._set(labels, d.replicas))
             self._max_batch.labels(*labels).set(d.max_batch)
+            if d.token_budget is not None:
+                self._token_budget.labels(*labels).set(d.token_budget)
             self._weight.labels(*labels).set(d.router_weight)
         for name, _server in retired:
             known = self._values.get(name)

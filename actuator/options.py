@@ -9,7 +9,8 @@ Kubernetes options: `api_url` (no auth: a fake or `kubectl proxy`), `kubeconfig`
 `context` (default: in-cluster, then kubeconfig); `templates` (model -> Deployment as
 an object or a JSON/YAML file path, "*" the default) or `template` (the default alone);
 `container`, `accelerator_label`, `accelerator_values`, `gpu_resource`,
-`max_batch_arg`, `max_batch_env` (see `actuator.manifests.ManifestSettings`);
+`max_batch_arg`, `max_batch_env`, `token_budget_arg`, `token_budget_env`,
+`chunked_prefill_arg` (see `actuator.manifests.ManifestSettings`);
 `restart_burst`, `restarts_per_hour` (pod-restart limit), `sync_pod_weights`,
 `retry_attempts`, `request_timeout_s`.
 
@@ -41,7 +42,8 @@ from specs.documents import FleetSpec
 from specs.errors import SpecError
 
 _MANIFEST_KEYS = ("container", "accelerator_label", "accelerator_values", "gpu_resource",
-                  "max_batch_arg", "max_batch_env")
+                  "max_batch_arg", "max_batch_env", "token_budget_arg", "token_budget_env",
+                  "chunked_prefill_arg")
 _KUBERNETES_KEYS = ("api_url", "kubeconfig", "context", "templates", "template",
                     "restart_burst", "restarts_per_hour", "sync_pod_weights",
                     "retry_attempts", "request_timeout_s", *_MANIFEST_KEYS)

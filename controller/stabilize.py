@@ -128,7 +128,10 @@ def no_stabilizer(state: StabilizerState, inp: StabilizeInput,
 
 
 def variant_template(inp: StabilizeInput, server: str, accelerator: str) -> VariantAllocation | None:
-    """A variant of `server` on `accelerator` to copy: proposed, previous, else the spec."""
+    """A variant of `server` on `accelerator` to copy: proposed, previous, else the spec.
+
+    From the spec, the token budget is None (not set): the plan that chose the running
+    budget is unknown, and None tells the actuators to leave the budget as it runs."""
     for plan in (inp.proposed, inp.previous):
         alloc = plan.allocation(server) if plan else None
         for v in alloc.variants if alloc else ():

@@ -3,7 +3,8 @@
 Per server (in name order): an allocation with one variant per accelerator, or none
 for a server scaled to zero; router weights proportional to the load each variant is
 sized for (a split sends each variant demand x its share of the summed max rates);
-predicted TTFT/ITL per variant at its per-replica load (the targets' statistic);
+predicted TTFT/ITL per variant at its per-replica load (the targets' statistic); the
+token budget the candidate was sized with (None for a zero-load candidate);
 what could not be served and why (no accelerator meets the targets, or capacity,
 with `partial` when best effort gave it fewer replicas than its targets need); cards
 used per card type, total cost and the solver's report.
@@ -58,6 +59,7 @@ def _variant(
         card_type=c.card_type,
         replicas=variant.replicas,
         max_batch=c.max_batch,
+        token_budget=c.params.token_budget if c.params is not None else None,
         cards=variant.cards,
         cost_per_hour=variant.cost,
         arrival_rate_rps=rate_rps,

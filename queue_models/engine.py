@@ -38,7 +38,10 @@ decoding request one token, then gives prefilling requests (in admission order) 
 prompt tokens as the budget has left, then admits waiting requests while the budget,
 max batch and KV capacity allow. Waiting requests are ordered by priority, FCFS within a
 priority. Running requests are never preempted: lowering max batch stops admissions until
-the batch has drained below the new bound. KV capacity (tokens) is reserved at admission
+the batch has drained below the new bound. Max batch and the token budget may change live
+(`set_max_batch`, `set_token_budget`, as an emulated worker's admin routes do; vLLM itself
+reads both only at start-up): a change applies from the next iteration planned, and a
+prefill under way continues in chunks of the new budget. KV capacity (tokens) is reserved at admission
 for the whole request (prompt + output), so usage never exceeds capacity; the reported
 usage is what is filled (prompt tokens prefilled + tokens generated).
 
@@ -104,6 +107,7 @@ class BatchEngine:
         self.config = config
         self.stats = EngineStats()
         self._max_batch = config.max_batch
+        self._token_budget = config.token_budget
         self._running: dict[str, RequestState] = {}
         self._waiting: list[tuple[int, int, RequestState]] = []
         self._waiting_live = 0
@@ -122,6 +126,11 @@ class BatchEngine:
     def max_batch(self) -> int:
         """The current max batch (requests running at once)."""
         return self._max_batch
+
+    @property
+    def token_budget(self) -> int:
+        """The current token budget (tokens per iteration; `config` has the initial one)."""
+        return self._token_budget
 
     @property
     def running(self) -> int:
@@ -179,6 +188,12 @@ class BatchEngine:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self._max_batch = max_batch
 
+    def set_token_budget(self, token_budget: int) -> None:
+        """Change the token budget live; it applies from the next iteration planned."""
+        if token_budget < 1:
+            raise ValueError(f"token_budget must be >= 1, got {token_budget}")
+        self._token_budget = token_budget
+
     def submit(
         self,
         request_id: str,
@@ -231,7 +246,7 @@ class BatchEngine:
         if self._inflight is not None:
             raise RuntimeError("complete() the iteration in flight before planning another")
         self._touch(now)
-        budget = self.config.token_budget
+        budget = self._token_budget
         slots: list[Slot] = []
         prefilling: list[RequestState] = []
         for request in self._running.values():

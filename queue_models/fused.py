@@ -13,9 +13,9 @@ Iterations that are not decode-only (prefill chunks, admissions) run through
 `next_iteration` and `complete` as usual.
 
 The horizon is the driver's promise that nothing outside touches the engine before it
-(no submit, cancel or max-batch change): every iteration ending strictly before it is
-completed; the first one ending at or after it is returned in flight, for the driver to
-`complete` at its end like any other (then `advance` again). Only the events a driver
+(no submit, cancel, max-batch or token-budget change): every iteration ending strictly
+before it is completed; the first one ending at or after it is returned in flight, for the
+driver to `complete` at its end like any other (then `advance` again). Only the events a driver
 records are returned: first tokens and finishes, each with its own time.
 
 It is a subclass (it reads the engine's request tables and updates its statistics and
@@ -64,7 +64,7 @@ class FusedEngine(BatchEngine):
         """True when the next iteration gives every running request one decode token and
         admits nobody (so the batch stays the same until a request finishes)."""
         n = len(self._running)
-        budget = self.config.token_budget
+        budget = self._token_budget
         if n == 0 or n > budget:
             return False
         if any(r.prefilled < r.prompt_tokens for r in self._running.values()):

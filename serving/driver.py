@@ -111,6 +111,12 @@ class EngineDriver:
         if self._wake is not None:
             self._wake.set()
 
+    def set_token_budget(self, token_budget: int) -> None:
+        """Change the token budget live (takes effect at the next iteration)."""
+        self.engine.set_token_budget(token_budget)
+        if self._wake is not None:
+            self._wake.set()
+
     def retry_after_s(self) -> int:
         """Seconds until a running request is likely to finish (for Retry-After), >= 1."""
         remaining = [r.output_tokens - r.generated for r in self.engine.running_requests()]

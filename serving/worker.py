@@ -7,6 +7,9 @@ Routes:
   429 with `Retry-After`; a request larger than the KV cache, 400.
 - `GET /v1/models`, `GET /health`, `GET /metrics` (vLLM metric names, text format 0.0.4).
 - `GET|POST /admin/max_batch` (`{"max_batch": N}`): read or change max batch live.
+- `GET|POST /admin/token_budget` (`{"token_budget": N}`): read or change the token budget
+  (tokens per iteration) live; a prefill under way continues in chunks of the new budget.
+  (vLLM reads both only at start-up; the emulated worker changes them without a restart.)
 - `GET /admin/stats`: engine counters, the profile and the worker's CPU time (JSON), for
   fidelity checks and benchmarks.
 
@@ -173,18 +176,32 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-async def max_batch(request: web.Request) -> web.Response:
-    """GET /admin/max_batch, or POST/PUT `{"max_batch": N}` to change it live."""
-    state = request.app[WORKER]
+async def _live_setting(request: web.Request, key: str, read: Callable[[], int],
+                        change: Callable[[int], None]) -> web.Response:
+    """GET the setting `key`, or POST/PUT `{key: N}` (N >= 1) to change it live."""
     if request.method in ("POST", "PUT"):
         try:
-            value = (await request.json())["max_batch"]
+            value = (await request.json())[key]
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(value)
         except (ValueError, KeyError, TypeError):
-            return _error(400, "expected {\"max_batch\": N} with N >= 1", "BadRequestError")
-        state.driver.set_max_batch(value)
-    return web.json_response({"max_batch": state.engine.max_batch})
+            return _error(400, f"expected {{\"{key}\": N}} with N >= 1", "BadRequestError")
+        change(value)
+    return web.json_response({key: read()})
+
+
+async def max_batch(request: web.Request) -> web.Response:
+    """GET /admin/max_batch, or POST/PUT `{"max_batch": N}` to change it live."""
+    state = request.app[WORKER]
+    return await _live_setting(request, "max_batch", lambda: state.engine.max_batch,
+                               state.driver.set_max_batch)
+
+
+async def token_budget(request: web.Request) -> web.Response:
+    """GET /admin/token_budget, or POST/PUT `{"token_budget": N}` to change it live."""
+    state = request.app[WORKER]
+    return await _live_setting(request, "token_budget", lambda: state.engine.token_budget,
+                               state.driver.set_token_budget)
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -194,7 +211,7 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response({
         "model": state.settings.model, "accelerator": state.settings.accelerator,
         "alpha_ms": config.alpha_ms, "beta_ms": config.beta_ms, "gamma_ms": config.gamma_ms,
-        "token_budget": config.token_budget, "max_queue": config.max_queue,
+        "token_budget": engine.token_budget, "max_queue": config.max_queue,
         "kv_capacity_tokens": config.kv_capacity_tokens, "max_batch": engine.max_batch,
         "running": engine.running, "waiting": engine.waiting, "kv_usage": engine.kv_usage,
         "lag_resyncs": state.driver.lag_resyncs, "cpu_seconds": time.process_time(),
@@ -215,6 +232,7 @@ def build_app(settings: WorkerSettings) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_route("*", "/admin/max_batch", max_batch)
+    app.router.add_route("*", "/admin/token_budget", token_budget)
     app.router.add_get("/admin/stats", stats)
     app.cleanup_ctx.append(_engine_loop)
     return app

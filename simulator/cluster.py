@@ -22,7 +22,11 @@ also advances to its `now`); `apply` acts at the cluster's current time.
 - Scale-down first cancels replicas still starting, then drains ready ones (fewest
   requests first): a draining replica takes no new requests and leaves when empty
   (then it is in `retired`, with `left_s`).
-- A new max batch is set live on the variant's replicas (the engine never preempts).
+- A new max batch or token budget is set live on the variant's replicas (the engine never
+  preempts; a prefill under way goes on in chunks of the new budget), as the emulated
+  worker does, and reported as a "reconfigure" change; replicas started later get them.
+  A plan without a token budget leaves the variant's as it is (new variants: the
+  profile's).
 - Routing (`simulator.routing`): smooth weighted round robin over the server's variants by
   the plan's router weights (replica counts before any plan), then the least-loaded ready
   replica; requests arriving when no replica is ready wait at the router until one is.
@@ -83,6 +87,7 @@ class SimCluster:
         self._profiles = {(p.model, p.accelerator): p for p in spec.profiles}
         self._variants: dict[str, tuple[str, str]] = {}
         self._max_batch: dict[str, int] = {}
+        self._token_budget: dict[str, int] = {}
         self._weights: dict[str, dict[str, float]] = {}
         self._credit: dict[str, dict[str, float]] = {}
         self._pending: dict[str, deque[RequestRecord]] = {}
@@ -268,31 +273,32 @@ class SimCluster:
             out.append(VariantState(
                 variant, server, self._servers[server].model, accelerator, len(live),
                 sum(1 for r in live if r.phase == "ready"), max_batch=self._max_batch[variant],
-                service_class=self._servers[server].service_class))
+                service_class=self._servers[server].service_class,
+                token_budget=self._token_budget.get(variant)))
         return FleetState(tuple(out), observed_at=self.now)
 
     def apply(self, plan: Plan, *, plan_id: str, reason: str) -> ActuationResult:
         """Move the simulated fleet to `plan` at the cluster's current time."""
-        wanted: dict[str, tuple[str, str, int, int, float]] = {}
+        wanted: dict[str, tuple[str, str, int, int, int | None, float]] = {}
         for alloc in plan.allocations:
             for v in alloc.variants:
                 name = variant_name(alloc.server, v.accelerator)
                 wanted[name] = (alloc.server, v.accelerator, v.replicas, v.max_batch,
-                                v.router_weight)
+                                v.token_budget, v.router_weight)
         self._weights = {}
-        for name, (server, _, _, _, weight) in wanted.items():
+        for name, (server, *_, weight) in wanted.items():
             self._weights.setdefault(server, {})[name] = weight
         changes = []
         for name in sorted(set(wanted) | set(self._variants)):
-            server, accelerator, n, batch, _ = (wanted[name] if name in wanted
-                                                else (*self._variants[name], 0, 0, 0.0))
-            changes.extend(self._reconcile(name, server, accelerator, n, batch))
+            server, accelerator, n, batch, budget, _ = (
+                wanted[name] if name in wanted else (*self._variants[name], 0, 0, None, 0.0))
+            changes.extend(self._reconcile(name, server, accelerator, n, batch, budget))
         for server in self._servers:
             self._dispatch(server)
         return ActuationResult("apply", plan_id, tuple(changes))
 
     def _reconcile(self, name: str, server: str, accelerator: str, n: int, batch: int,
-                   ) -> list[VariantChange]:
+                   budget: int | None) -> list[VariantChange]:
         changes = []
         have = len(self._live(name))
         if batch and self._max_batch.get(name, batch) != batch and have:
@@ -302,6 +308,13 @@ class SimCluster:
                 r.engine.set_max_batch(batch)
         if batch:
             self._max_batch[name] = batch
+        if budget and self._token_budget.get(name, budget) != budget and have:
+            changes.append(VariantChange(name, server, "reconfigure",
+                                         f"token budget {self._token_budget[name]} -> {budget}"))
+            for r in self._live(name):
+                r.engine.set_token_budget(budget)
+        if budget:
+            self._token_budget[name] = budget
         if n > have:
             self._add_replicas(server, accelerator, n - have, ready=False)
         elif n < have:
@@ -323,8 +336,9 @@ class SimCluster:
         self._variants[name] = (server, accelerator)
         self._logs.setdefault(name, VariantLog())
         batch = self._max_batch.setdefault(name, profile.max_batch)
+        budget = self._token_budget.setdefault(name, profile.token_budget)
         for _ in range(n):
-            config = replica_config(self.config, profile, batch, next(self._serials))
+            config = replica_config(self.config, profile, batch, next(self._serials), budget)
             replica = SimReplica(f"{name}-{next(self._ids)}", name, server, accelerator, config,
                                  self.now if ready else self.now + self.config.startup_s,
                                  phase="ready" if ready else "starting")

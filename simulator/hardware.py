@@ -1,6 +1,7 @@
 """The simulated hardware of one replica: the `EngineConfig` its engine runs with.
 
-From the variant's profile (max batch, token budget, alpha/beta/gamma) and `SimConfig`:
+From the variant's profile (alpha/beta/gamma; max batch and token budget as the plan set
+them, else the profile's) and `SimConfig`:
 the iteration-cost law (`SimConfig.laws` for the model and accelerator, else the
 profile's `LinearCost`), multiplied by seeded lognormal noise when `noise_cv` > 0, the
 KV capacity of the accelerator and the queue bound.
@@ -27,10 +28,11 @@ from specs.documents import Profile
 
 
 def replica_config(config: SimConfig, profile: Profile, max_batch: int,
-                   serial: int) -> EngineConfig:
-    """The engine of the `serial`-th replica created, on `profile`'s model and accelerator."""
+                   serial: int, token_budget: int | None = None) -> EngineConfig:
+    """The engine of the `serial`-th replica created, on `profile`'s model and accelerator
+    (`token_budget` None: the profile's)."""
     base = EngineConfig.from_profile(
-        profile, max_batch=max_batch, max_queue=config.max_queue,
+        profile, max_batch=max_batch, max_queue=config.max_queue, token_budget=token_budget,
         kv_capacity_tokens=config.kv_capacity_for(profile.accelerator),
         law=config.laws.get((profile.model, profile.accelerator)))
     if config.noise_cv <= 0:

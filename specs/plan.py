@@ -20,12 +20,16 @@ SolveStatus = Literal["optimal", "feasible", "heuristic", "infeasible", "failed"
 
 
 class VariantAllocation(Document):
-    """Replicas of one server on one accelerator with one max batch size."""
+    """Replicas of one server on one accelerator with one max batch size and token budget."""
 
     accelerator: str = Field(description="Accelerator unit name.")
     card_type: str = Field(description="Card type counted against capacity.")
     replicas: int = Field(ge=0, description="Replica count.")
     max_batch: int = Field(ge=1, description="Max batch size (concurrent requests per replica).")
+    token_budget: int | None = Field(
+        None, ge=1, description="Tokens per iteration (chunked-prefill budget, vLLM's "
+        "--max-num-batched-tokens) of each replica; None: not set, the engine's default.",
+    )
     cards: int = Field(ge=0, description="Cards used by all replicas of this variant.")
     cost_per_hour: NonNegFloat = Field(description="Cost of all replicas of this variant per hour.")
     arrival_rate_rps: NonNegFloat = Field(description="Load this variant is sized for, req/s.")

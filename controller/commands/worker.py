@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=non_negative_int, default=8000,
                         help="port (default 8000; 0 picks a free one)")
     parser.add_argument("--max-batch", type=positive_int,
-                        help="max requests running at once (default: the profile's max_batch)")
+                        help="max requests running at once (default: the profile's max_batch; "
+                        "POST /admin/max_batch changes it live)")
     parser.add_argument("--max-queue", type=non_negative_int,
                         help="bound on waiting requests beyond free batch slots; more get 429 "
                         "(default: unbounded)")
@@ -41,7 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="KV cache size in tokens (default: max batch x mean in+out tokens "
                         "of the spec's servers of the model, see serving/worker_config.py)")
     parser.add_argument("--token-budget", type=positive_int,
-                        help="tokens per iteration for chunked prefill (default: the profile's)")
+                        help="tokens per iteration (vLLM's --max-num-batched-tokens): prompts "
+                        "are prefilled in chunks under it, after one token per decoding request "
+                        "(default: the profile's token_budget, 8192 unless the spec sets it; "
+                        "POST /admin/token_budget changes it live)")
     parser.add_argument("--served-model-name", help="model name in the API (default: --model)")
     parser.add_argument("--default-max-tokens", type=positive_int, default=DEFAULT_MAX_TOKENS,
                         help=f"output tokens when a request sets none (default {DEFAULT_MAX_TOKENS})")
@@ -67,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     def ready(url: str) -> None:
         print(f"fleetplan worker: listening on {url} model {settings.served_model_name} "
               f"accelerator {settings.accelerator} max_batch {engine.max_batch} "
+              f"token_budget {engine.token_budget} "
               f"kv_capacity_tokens {engine.kv_capacity_tokens}", flush=True)
 
     try:

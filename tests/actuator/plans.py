@@ -58,12 +58,12 @@ def settings(mode: str = "apply", limit: TokenBucket = UNLIMITED,
 
 
 def variant(accelerator: str, replicas: int, max_batch: int, weight: float = 1.0,
-            ) -> VariantAllocation:
+            token_budget: int | None = None) -> VariantAllocation:
     """A variant allocation on `accelerator` (card type and cards from the spec)."""
     unit = spec().accelerator(accelerator)
     return VariantAllocation(
         accelerator=accelerator, card_type=unit.card_type, replicas=replicas,
-        max_batch=max_batch, cards=replicas * unit.multiplicity,
+        max_batch=max_batch, token_budget=token_budget, cards=replicas * unit.multiplicity,
         cost_per_hour=replicas * unit.cost_per_hour, arrival_rate_rps=1.0,
         router_weight=weight,
     )

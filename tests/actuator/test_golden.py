@@ -25,13 +25,13 @@ from tests.actuator.plans import allocation, plan, settings, spec, variant
 GOLDEN = Path(__file__).parent / "golden"
 REGENERATE = os.environ.get("FLEETPLAN_REGEN_GOLDEN") == "1"
 
-BEFORE = plan(allocation("premium-llama", variant("H100", 2, 128, 0.6),
-                         variant("A100", 1, 64, 0.4)),
-              allocation("premium-qwen", variant("2xL4", 1, 32)),
-              allocation("standard-llama", variant("L4", 2, 16)))
-AFTER = plan(allocation("premium-llama", variant("H100", 3, 96, 0.75),
-                        variant("A100", 1, 64, 0.25)),
-             allocation("premium-qwen", variant("H100", 1, 64)),
+BEFORE = plan(allocation("premium-llama", variant("H100", 2, 128, 0.6, token_budget=8192),
+                         variant("A100", 1, 64, 0.4, token_budget=8192)),
+              allocation("premium-qwen", variant("2xL4", 1, 32, token_budget=2048)),
+              allocation("standard-llama", variant("L4", 2, 16)))  # no budget: template's
+AFTER = plan(allocation("premium-llama", variant("H100", 3, 96, 0.75, token_budget=4096),
+                        variant("A100", 1, 64, 0.25, token_budget=8192)),
+             allocation("premium-qwen", variant("H100", 1, 64, token_budget=8192)),
              unserved=("standard-llama",))
 
 

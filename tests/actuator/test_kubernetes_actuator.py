@@ -8,7 +8,7 @@ import pytest
 
 from actuator.base import ActuatorUnavailable
 from actuator.kubernetes import KubernetesActuator, diff_fleet
-from actuator.manifests import read_gpus, read_max_batch, read_node_value
+from actuator.manifests import read_gpus, read_max_batch, read_node_value, read_token_budget
 from actuator.metrics_mode import DesiredReplicasGauges
 from actuator.ratelimit import TokenBucket
 from specs.clock import FakeClock
@@ -267,3 +267,68 @@ def test_diff_is_pure_and_makes_before_it_breaks():
     assert [d.name for d in diffs] == ["premium-llama-l4", "premium-llama-a100",
                                        "premium-llama-h100"]  # create first, then retire
     assert observed == frozen
+
+
+BUDGETED = plan(allocation("premium-llama", variant("H100", 2, 128, 0.6, token_budget=8192),
+                           variant("A100", 1, 64, 0.4, token_budget=8192)),
+                allocation("premium-qwen", variant("2xL4", 1, 32, token_budget=2048)))
+
+
+def test_a_token_budget_change_is_a_rolling_reconfigure():
+    api = started(BUDGETED)
+    manifests = settings().manifests
+    assert read_token_budget(manifests, api.deployments["premium-qwen-2xl4"]) == 2048
+    smaller = plan(allocation("premium-llama", variant("H100", 2, 128, 0.6, token_budget=2048),
+                              variant("A100", 1, 64, 0.4, token_budget=8192)),
+                   allocation("premium-qwen", variant("2xL4", 1, 32, token_budget=2048)))
+    result = actuator(api).apply(smaller, plan_id="b1", reason="long prompts stall decodes")
+    assert result.ok and not result.deferred
+    assert [(c.variant, c.kind, c.detail, c.restarts_pods) for c in result.changes] == [
+        ("premium-llama-h100", "reconfigure", "token budget 8192 -> 2048", True)]
+    (write,) = api.writes()
+    assert write["op"] == "patch" and write["name"] == "premium-llama-h100"
+    (container,) = write["body"]["spec"]["template"]["spec"]["containers"]
+    assert container["args"][-5:] == ["--max-num-seqs", "128", "--max-num-batched-tokens",
+                                      "2048", "--enable-chunked-prefill"]
+    h100 = api.deployments["premium-llama-h100"]
+    assert read_token_budget(manifests, h100) == 2048
+    assert h100["spec"]["template"]["spec"]["containers"][0]["args"].count(
+        "--enable-chunked-prefill") == 1
+    assert {(v.variant, v.token_budget) for v in actuator(api).observe().variants} == {
+        ("premium-llama-a100", 8192), ("premium-llama-h100", 2048), ("premium-qwen-2xl4", 2048)}
+
+
+def test_a_token_budget_change_spends_the_restart_limit():
+    api = started(BUDGETED)
+    act = actuator(api, limit=TokenBucket(burst=1, per_hour=0), clock=FakeClock(0.0))
+    smaller = plan(allocation("premium-llama", variant("H100", 2, 128, 0.6, token_budget=4096),
+                              variant("A100", 1, 64, 0.4, token_budget=4096)),
+                   allocation("premium-qwen", variant("2xL4", 1, 32, token_budget=2048)))
+    result = act.apply(smaller, plan_id="b2", reason="smaller budgets")
+    assert [(c.variant, c.detail) for c in result.changes] == [
+        ("premium-llama-a100", "token budget 8192 -> 4096")]
+    assert [c.variant for c in result.deferred] == ["premium-llama-h100"]
+    assert read_token_budget(settings().manifests, api.deployments["premium-llama-h100"]) == 8192
+
+
+def test_a_plan_without_a_token_budget_leaves_the_running_one():
+    api = started(BUDGETED)
+    result = actuator(api).apply(SPLIT, plan_id="b3", reason="no budget chosen")
+    assert result.changes == () and api.writes() == []
+    assert read_token_budget(settings().manifests, api.deployments["premium-llama-h100"]) == 8192
+
+
+def test_a_new_variant_is_created_with_its_token_budget():
+    api = FakeDeploymentApi()
+    result = actuator(api).apply(BUDGETED, plan_id="b4", reason="start")
+    assert ("premium-qwen-2xl4", "create", "replicas 1, max batch 32, token budget 2048, "
+            "2 nvidia.com/gpu per replica, node nvidia.com/gpu.product=L4") in {
+        (c.variant, c.kind, c.detail) for c in result.changes}
+
+
+def test_metrics_mode_exports_the_desired_token_budget():
+    gauges = DesiredReplicasGauges()
+    actuator(None, "metrics", gauges=gauges).apply(BUDGETED, plan_id="m3", reason="x")
+    text = gauges.exposition().decode()
+    assert ('fleetplan_actuator_desired_token_budget{accelerator="2xL4",model="qwen_2_5_14b",'
+            'server="premium-qwen",variant="premium-qwen-2xl4"} 2048.0') in text

@@ -53,11 +53,12 @@ def test_registries_and_config_names_agree():
         LoopOptions(forecaster="prophet")
 
 
-def _variant(acc: str, replicas: int, cost: float = 1.0, rate: float = 1.0) -> VariantAllocation:
+def _variant(acc: str, replicas: int, cost: float = 1.0, rate: float = 1.0,
+             **extra: object) -> VariantAllocation:
     return VariantAllocation(accelerator=acc, card_type=acc, replicas=replicas, max_batch=8,
                              cards=replicas, cost_per_hour=cost * replicas,
                              arrival_rate_rps=rate * replicas, router_weight=1.0,
-                             max_rate_per_replica_rps=rate)
+                             max_rate_per_replica_rps=rate, **extra)
 
 
 def _plan(*variants: VariantAllocation, rate: float = 2.0) -> Plan:
@@ -112,3 +113,19 @@ def test_none_stabilizer_passes_the_plan(spec):
     result = STABILIZERS.get("none")(StabilizerState(), StabilizeInput(
         spec, plan, {("premium-llama", "H100"): 4}, None, 0.0), StabilizerOptions())
     assert result.plan is plan
+
+
+def test_held_variants_keep_their_token_budget(spec):
+    options = StabilizerOptions(scale_down_delay_s=100, min_switch_saving=0.0)
+    current = {("premium-llama", "H100"): 2}
+    previous = _plan(_variant("H100", 2, token_budget=1024))
+    proposed = _plan(_variant("A100", 2, cost=0.5, token_budget=4096))
+    r = hysteresis(StabilizerState(), StabilizeInput(spec, proposed, current, previous, 0.0),
+                   options)
+    budgets = {v.accelerator: v.token_budget for v in r.plan.allocations[0].variants}
+    assert budgets == {"A100": 4096, "H100": 1024}  # H100 held for its scale-down delay
+    # without a previous plan the running budget is unknown: not set (left as it runs)
+    r = hysteresis(StabilizerState(), StabilizeInput(spec, proposed, current, None, 0.0),
+                   options)
+    budgets = {v.accelerator: v.token_budget for v in r.plan.allocations[0].variants}
+    assert budgets == {"A100": 4096, "H100": None}

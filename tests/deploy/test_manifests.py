@@ -13,6 +13,7 @@ build valid variant Deployments for every profile of the spec.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import kubernetes_validate
@@ -22,8 +23,9 @@ import yaml
 from actuator.base import variant_name
 from actuator.desired import DesiredVariant
 from actuator.kubernetes_api import KubernetesDeploymentApi
-from actuator.manifests import ManifestSettings, build_deployment
+from actuator.manifests import ManifestSettings, build_deployment, read_token_budget
 from actuator.options import kubernetes_actuator
+from controller.cli import build_parser
 from specs.documents import FleetSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -146,10 +148,37 @@ def test_the_configured_templates_build_valid_variants(name, tmp_path):
         server = next(s for s in spec.servers if s.model == profile.model)
         d = DesiredVariant(variant_name(server.name, unit.name), server.name, server.model,
                            server.service_class, unit.name, unit.card_type, 2, 48, 0.5,
-                           profile.units_per_replica * unit.multiplicity)
+                           profile.units_per_replica * unit.multiplicity, token_budget=4096)
         body = build_deployment(manifests, d, plan_id="p", reason="test")
         body["metadata"]["namespace"] = "fleetplan"
         kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True)
+        args = body["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert read_token_budget(manifests, body) == 4096
+        if name == "configmap.yaml":  # vLLM: the budget needs chunked prefill on V0 engines
+            assert args[-3:] == ["--max-num-batched-tokens", "4096",
+                                       "--enable-chunked-prefill"]
+        else:
+            assert args[-2:] == ["--token-budget", "4096"]
+
+
+def test_emulated_variants_start_with_arguments_the_worker_accepts(tmp_path):
+    data = configmap_data("configmap-emulated.yaml")
+    options = json.loads(data["config.json"])["actuator"]["options"]
+    template = yaml.safe_load(data["emulated-worker.yaml"])
+    keys = ("max_batch_arg", "token_budget_arg", "chunked_prefill_arg", "accelerator_label",
+            "gpu_resource")
+    manifests = ManifestSettings(templates={"*": template},
+                                 **{k: options[k] for k in keys if k in options})
+    spec = FleetSpec.model_validate(json.loads(data["spec.json"]))
+    server = spec.servers[0]
+    d = DesiredVariant(variant_name(server.name, "H100"), server.name, server.model,
+                       server.service_class, "H100", "H100", 1, 48, 1.0, 1, token_budget=2048)
+    container = build_deployment(manifests, d, plan_id="p", reason="test")["spec"]["template"][
+        "spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in container["args"]]
+    parsed = build_parser("worker").parse_args(args)
+    assert (parsed.model, parsed.max_batch, parsed.token_budget) == (server.model, 48, 2048)
 
 
 def test_example_variants_look_like_what_the_actuator_builds():

@@ -159,3 +159,23 @@ def test_the_wrapper_reads_and_deletes(server):
     assert server.names() == ["premium-llama-a100", "premium-llama-h100"]
     with pytest.raises(ApiError, match="HTTP 404"):
         api.scale("premium-qwen-2xl4", 3)
+
+
+def test_a_token_budget_change_rolls_the_pod_template_over_http(server):
+    act = actuator(server.url)
+    budgeted = plan(allocation("premium-llama", variant("H100", 2, 128, token_budget=8192)))
+    assert act.apply(budgeted, plan_id="b1", reason="start").ok
+    server.requests.clear()
+    smaller = plan(allocation("premium-llama", variant("H100", 2, 128, token_budget=2048)))
+    result = act.apply(smaller, plan_id="b2", reason="smaller budget")
+    assert result.ok, result.failures
+    assert [(c.kind, c.detail, c.restarts_pods) for c in result.changes] == [
+        ("reconfigure", "token budget 8192 -> 2048", True)]
+    assert [(r["method"], r["content_type"]) for r in server.writes()] == [
+        ("PATCH", "application/strategic-merge-patch+json")]
+    h100 = server.get("deployments", "premium-llama-h100")
+    container = h100["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][-5:] == ["--max-num-seqs", "128", "--max-num-batched-tokens",
+                                      "2048", "--enable-chunked-prefill"]
+    assert container["image"].startswith("vllm/")
+    assert [v.token_budget for v in act.observe().variants] == [2048]

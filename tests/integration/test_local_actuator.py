@@ -1,7 +1,7 @@
 """LocalActuator with real `fleetplan worker` processes on 127.0.0.1.
 
 One scenario, to keep worker start-ups (about 3 s of imports each) few: start a split
-fleet (one variant fails to start), change max batch live, reweight, drain a worker that
+fleet (one variant fails to start), change max batch and the token budget live, reweight, drain a worker that
 is still serving a request, retire a variant, leave an unplanned server alone, replace
 a worker that died, and stop everything. Every process started is checked gone at the
 end, whatever happened.
@@ -28,10 +28,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-START = plan(allocation("premium-llama", variant("H100", 2, 32, 0.7), variant("A100", 1, 16, 0.3)),
+START = plan(allocation("premium-llama", variant("H100", 2, 32, 0.7, token_budget=2048),
+                        variant("A100", 1, 16, 0.3)),
              allocation("standard-llama", variant("L4", 1, 8)),
              allocation("standard-qwen", variant("L4", 1, 8)))  # qwen has no L4 profile
-NEXT = plan(allocation("premium-llama", variant("H100", 1, 64, 1.0)),
+NEXT = plan(allocation("premium-llama", variant("H100", 1, 64, 1.0, token_budget=512)),
             unserved=("standard-llama", "standard-qwen"))
 
 
@@ -88,6 +89,9 @@ def test_local_actuator_lifecycle(tmp_path, launched):
         assert state["standard-qwen-l4"].ready_replicas == 0
         h100 = list(state["premium-llama-h100"].endpoints)
         assert [get_json(u + "/admin/max_batch")["max_batch"] for u in h100] == [32, 32]
+        assert [get_json(u + "/admin/token_budget")["token_budget"] for u in h100] == [2048] * 2
+        a100 = state["premium-llama-a100"].endpoints[0]  # no budget planned: the profile's
+        assert get_json(a100 + "/admin/token_budget")["token_budget"] == 8192
         assert {(b["variant"], b["weight"]) for b in sent[-1]} == {
             ("premium-llama-h100", 0.7), ("premium-llama-a100", 0.3), ("standard-llama-l4", 1.0)}
         assert len(sent[-1]) == 4
@@ -108,10 +112,12 @@ def test_local_actuator_lifecycle(tmp_path, launched):
         assert not leaver.alive and keeper.alive
         assert {(c.variant, c.detail) for c in second.changes} == {
             ("premium-llama-h100", "max batch 32 -> 64"),
+            ("premium-llama-h100", "token budget 2048 -> 512"),
             ("premium-llama-h100", "router weight 0.7 -> 1"),
             ("premium-llama-h100", "replicas 2 -> 1"),
             ("premium-llama-a100", "replicas 1 -> 0")}
         assert get_json(keeper.url + "/admin/max_batch")["max_batch"] == 64  # live, same pid
+        assert get_json(keeper.url + "/admin/token_budget")["token_budget"] == 512
         assert unplanned.alive  # standard-llama has no allocation: left alone
         assert {b["variant"] for b in sent[-1]} == {"premium-llama-h100", "standard-llama-l4"}
 
@@ -125,5 +131,6 @@ def test_local_actuator_lifecycle(tmp_path, launched):
         replacement = {v.variant: v for v in act.observe().variants}["premium-llama-h100"]
         assert replacement.ready_replicas == 1
         assert get_json(replacement.endpoints[0] + "/admin/max_batch")["max_batch"] == 64
+        assert get_json(replacement.endpoints[0] + "/admin/token_budget")["token_budget"] == 512
     assert all(not w.alive for w in launched)
     assert sent[-1] == []

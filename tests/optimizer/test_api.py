@@ -10,7 +10,7 @@ from optimizer.saturation import SATURATION
 from specs.documents import SATURATION_POLICIES, SOLVER_NAMES
 from specs.loading import dump_json
 from specs.registry import UnknownNameError
-from tests.optimizer.fleets import fleet, server
+from tests.optimizer.fleets import BASE, fleet, server
 
 
 def _placed(plan) -> dict[str, list[tuple[str, int]]]:
@@ -128,3 +128,19 @@ def test_queue_model_override_and_unknown_names():
     assert optimize(spec, timer=None).queue_model == "batch-queue"
     with pytest.raises(KeyError, match="known: batch-queue, batch-queue-v06"):
         optimize(spec, queue_model="mm1", timer=None)
+
+
+def test_each_variant_carries_the_token_budget_it_was_sized_with():
+    budgets = {"H100": 2048, "A100": 4096, "L4": 512}
+    profiles = [{**p, "token_budget": budgets[p["accelerator"]]} for p in BASE["profiles"]]
+    idle = {"name": "idle", "model": "llama", "service_class": "gold", "min_replicas": 1,
+            "load": {"arrival_rate_rps": 0.0, "in_tokens": 0, "out_tokens": 0}}
+    spec = fleet([server("gold-a", rate=12.0), server("bronze-x", "bronze", 25.0), idle],
+                 profiles=profiles)
+    plan = optimize(spec, solver="milp", timer=None)
+    placed = {(a.server, v.accelerator): v.token_budget
+              for a in plan.allocations for v in a.variants}
+    assert {k: b for k, b in placed.items() if k[0] != "idle"} == {
+        ("gold-a", "A100"): 4096, ("bronze-x", "H100"): 2048}
+    # a zero-load candidate has no queue-model configuration: no budget is set
+    assert [b for (s, _), b in placed.items() if s == "idle"] == [None]

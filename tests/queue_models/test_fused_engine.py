@@ -41,12 +41,16 @@ def workload(seed: int, n: int, rate: float, max_prompt: int = 3000,
 
 
 def drive(engine: BatchEngine, arrivals: list[tuple[float, int, int]], fused: bool,
-          batch_change: tuple[float, int] | None = None) -> dict[str, tuple]:
-    """Arrivals (and an optional max-batch change) as outside events; iterations either
-    one at a time or fused up to the next outside event. Returns per-request times."""
+          batch_change: tuple[float, int] | None = None,
+          budget_change: tuple[float, int] | None = None) -> dict[str, tuple]:
+    """Arrivals (and optional max-batch and token-budget changes) as outside events;
+    iterations either one at a time or fused up to the next outside event. Returns
+    per-request times."""
     outside = [(t, "arrival", (f"r{i}", p, o)) for i, (t, p, o) in enumerate(arrivals)]
     if batch_change:
         outside.append((batch_change[0], "batch", batch_change[1]))
+    if budget_change:
+        outside.append((budget_change[0], "budget", budget_change[1]))
     outside.sort(key=lambda e: e[0])
     states, flight, k = {}, None, 0
 
@@ -72,6 +76,8 @@ def drive(engine: BatchEngine, arrivals: list[tuple[float, int, int]], fused: bo
         k += 1
         if kind == "batch":
             engine.set_max_batch(payload)
+        elif kind == "budget":
+            engine.set_token_budget(payload)
         else:
             rid, p, o = payload
             try:
@@ -127,6 +133,22 @@ def test_fused_runs_match_step_by_step(case: str, noisy: bool) -> None:
     assert occ_b.running_s == pytest.approx(occ_a.running_s, rel=1e-9)
     assert occ_b.waiting_s == pytest.approx(occ_a.waiting_s, rel=1e-9)
     assert occ_b.kv_tokens_s == pytest.approx(occ_a.kv_tokens_s, rel=1e-9)
+
+
+@pytest.mark.parametrize(("before", "after"), [(4096, 6), (6, 4096)])
+def test_fused_runs_match_step_by_step_across_a_token_budget_change(before: int, after: int,
+                                                                   ) -> None:
+    # a budget below the running batch decodes only some requests per iteration: a fused
+    # run that kept the initial budget would think every one of them decodes
+    arrivals = workload(7, 300, rate=4.0, max_prompt=200)
+    change = (arrivals[100][0] + 1e-4, after)
+    step_engine = BatchEngine(config(None, token_budget=before))
+    fused_engine = FusedEngine(config(None, token_budget=before))
+    step = drive(step_engine, arrivals, fused=False, budget_change=change)
+    fused = drive(fused_engine, arrivals, fused=True, budget_change=change)
+    assert fused == step
+    assert fused_engine.token_budget == step_engine.token_budget == after
+    assert fused_engine.stats.iterations == step_engine.stats.iterations
 
 
 def test_fused_runs_are_exact_and_fewer_events() -> None:

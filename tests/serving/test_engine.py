@@ -146,6 +146,31 @@ def test_max_batch_change_live() -> None:
         e.set_max_batch(0)
 
 
+def test_token_budget_change_live() -> None:
+    e, clock = engine(token_budget=4096), FakeClock()
+    e.submit("long", 3 * 4096, 2, 0.0)
+    step(e, clock)  # the first chunk under the initial budget
+    e.set_token_budget(1024)
+    assert (e.token_budget, e.config.token_budget) == (1024, 4096)
+    chunks = []
+    while True:
+        it = e.next_iteration(clock.now())
+        if it.decode_slots:
+            break
+        chunks.append(it.tokens)
+        clock.set(it.end_s)
+        e.complete(it, it.end_s)
+    assert chunks == [1024] * 8  # the prefill under way goes on in chunks of the new budget
+    clock.set(it.end_s)
+    e.complete(it, it.end_s)
+    e.set_token_budget(8192)
+    e.submit("next", 8000, 1, clock.now())
+    it = e.next_iteration(clock.now())
+    assert [s.prefill_tokens for s in it.slots] == [0, 8000]  # one decode, one whole prompt
+    with pytest.raises(ValueError):
+        e.set_token_budget(0)
+
+
 def test_bounded_queue_rejects_and_recovers() -> None:
     e, clock = engine(max_batch=2, max_queue=3), FakeClock()
     for i in range(5):  # 2 batch slots + 3 queued

@@ -114,6 +114,29 @@ def test_models_health_metrics_admin() -> None:
     asyncio.run(scenario())
 
 
+def test_the_token_budget_chunks_prefills_and_changes_live() -> None:
+    async def scenario() -> None:
+        worker = settings(token_budget=64)
+        async with running_worker(worker) as (url, state), aiohttp.ClientSession() as s:
+            async with s.get(url + "/admin/token_budget") as resp:
+                assert (await resp.json()) == {"token_budget": 64}
+            await _stream(s, url + "/v1/completions", {"prompt": [1] * 100, "max_tokens": 2,
+                                                       "stream": True})
+            assert state.engine.stats.iterations == 2 + 2  # 64 + 36 prompt tokens, 2 decodes
+            async with s.post(url + "/admin/token_budget", json={"token_budget": 16}) as resp:
+                assert (await resp.json()) == {"token_budget": 16}
+            for bad in ({"token_budget": 0}, {"token_budget": "16"}, {"max_batch": 16}):
+                async with s.post(url + "/admin/token_budget", json=bad) as resp:
+                    assert resp.status == 400
+            await _stream(s, url + "/v1/completions", {"prompt": [1] * 100, "max_tokens": 2,
+                                                       "stream": True})
+            assert state.engine.stats.iterations == 4 + 7 + 2  # 6 x 16 + 4 prompt tokens
+            async with s.get(url + "/admin/stats") as resp:
+                assert (await resp.json())["token_budget"] == 16
+
+    asyncio.run(scenario())
+
+
 async def _until(condition: object, timeout_s: float = 5.0) -> None:
     for _ in range(int(timeout_s / 0.002)):
         if condition():

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from queue_models.engine import LOWEST_PRIORITY
+from controller.cli import build_parser
+from controller.commands.worker import settings_from_args
+from queue_models.engine import LOWEST_PRIORITY, BatchEngine
 from serving.openai_api import BadRequest, parse_request, text_tokens
 from serving.worker_config import DEFAULT_TOKENS_PER_REQUEST, worker_settings
 from specs.errors import SpecError
@@ -25,6 +27,17 @@ def test_settings_from_native_spec() -> None:
     assert s.priority("Premium") == 1 and s.priority("bronze") == 2
     assert s.priority(None) == s.priority("gold") == LOWEST_PRIORITY
     assert worker_settings(spec, "llama_3_1_8b", "H100", kv_capacity_tokens=5).max_model_len == 5
+
+
+@pytest.mark.parametrize(("flag", "budget"), [((), 8192), (("--token-budget", "1024"), 1024)])
+def test_the_worker_engine_runs_with_the_token_budget_flag(flag: tuple, budget: int) -> None:
+    args = build_parser("worker").parse_args(
+        ["worker", "--model", "llama_3_1_8b", "--accelerator", "H100", "--spec", str(EXAMPLE),
+         *flag])
+    engine = BatchEngine(settings_from_args(args).engine)
+    assert engine.token_budget == budget  # without the flag: the profile's
+    engine.submit("long", 3000, 1, 0.0)
+    assert engine.next_iteration(0.0).tokens == min(budget, 3000)
 
 
 def test_settings_from_inferno_directory() -> None:

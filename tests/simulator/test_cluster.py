@@ -103,10 +103,10 @@ def test_steady_batch_itl_matches_the_profile(spec):
     assert figure.usable and figure.value == pytest.approx(expected, rel=1e-6)
 
 
-def _plan(replicas: int, max_batch: int = 32) -> Plan:
+def _plan(replicas: int, max_batch: int = 32, token_budget: int | None = None) -> Plan:
     variant = VariantAllocation(accelerator="H100", card_type="H100", replicas=replicas,
-                                max_batch=max_batch, cards=replicas, cost_per_hour=replicas,
-                                arrival_rate_rps=1.0, router_weight=1.0)
+                                max_batch=max_batch, token_budget=token_budget, cards=replicas,
+                                cost_per_hour=replicas, arrival_rate_rps=1.0, router_weight=1.0)
     return Plan(allocations=[ServerAllocation(
         server=SERVER, model="llama_3_1_8b", service_class="Premium", priority=1,
         load=Load(arrival_rate_rps=1.0, in_tokens=128, out_tokens=32), variants=[variant])])
@@ -135,3 +135,21 @@ def test_new_replicas_start_late_and_removed_ones_drain(spec):
     cluster.advance_to(200.0)
     assert all(r.finish_s is not None for r in cluster.records)
     assert len(cluster.replicas) == 1  # drained replicas left once empty
+
+
+def test_a_token_budget_change_is_a_live_reconfigure(spec):
+    cluster = SimCluster(spec, SimConfig(startup_s=60.0), initial={KEY: 1})
+    (running,) = cluster.replicas.values()
+    assert running.engine.token_budget == 8192  # the profile's
+    result = cluster.apply(_plan(2, token_budget=256), plan_id="p1", reason="test")
+    assert [(c.kind, c.detail) for c in result.changes] == [
+        ("reconfigure", "token budget 8192 -> 256"), ("scale", "replicas 1 -> 2")]
+    assert {r.engine.token_budget for r in cluster.replicas.values()} == {256}  # new one too
+    assert cluster.observe().variants[0].token_budget == 256
+    cluster.submit([SimRequest(0.0, SERVER, 1000, 2)])
+    cluster.advance_to(30.0)
+    assert cluster.records[-1].replica == running.name
+    assert running.engine.stats.iterations == 4 + 2  # 3 x 256 + 232 prompt tokens, 2 decodes
+    # a plan without a budget leaves the running one
+    assert cluster.apply(_plan(2), plan_id="p2", reason="test").changes == ()
+    assert {r.engine.token_budget for r in cluster.replicas.values()} == {256}
