@@ -37,7 +37,13 @@ from actuator.base import Actuator, ActuatorUnavailable, FleetState
 from collector.snapshot import FleetSnapshot, SourceStatus
 from controller.config import LoopOptions
 from controller.forecast import FORECASTERS, Series, sizing_rate
-from controller.safety import enforce_min_replicas, hold_servers, over_capacity, planned_changes
+from controller.safety import (
+    enforce_min_replicas,
+    hold_servers,
+    make_before_break,
+    over_capacity,
+    planned_changes,
+)
 from controller.sources import MetricsSource, server_loads, tuner_observations
 from controller.stabilize import STABILIZERS, StabilizeInput
 from controller.state import LoopState
@@ -82,7 +88,9 @@ class Optimizer:
     """`optimize` with a sizing cache kept warm across ticks and no timings in the plan
     (so a replayed tick gives the same plan byte for byte). `generators` (by queue model
     name) are used where given, e.g. ones that know measured laws and workload samples;
-    others are made from the spec on first use."""
+    others are made from the spec on first use, with its profiles as the reference that
+    later, tuned profiles are scaled against (queue models that replay, capacity-table,
+    then never re-measure because of tuning)."""
 
     def __init__(self, generators: dict[str, CandidateGenerator] | None = None) -> None:
         self._generators = generators if generators is not None else {}
@@ -92,7 +100,7 @@ class Optimizer:
         name = spec.optimizer.queue_model
         generator = self._generators.get(name)
         if generator is None:
-            generator = self._generators[name] = make_generator(spec)
+            generator = self._generators[name] = make_generator(spec, profiled=True)
         return optimize(spec, solver=solver, timer=None, generator=generator)
 
 
@@ -197,7 +205,9 @@ class ControlLoop:
                 self.state.stabilizer, inp, self.options.stabilizer_options)
             missing = [s.name for s in self.parts.spec.servers if s.name not in loads]
             final = enforce_min_replicas(hold_servers(result.plan, missing, inp), inp.spec)
+            final, waiting = make_before_break(final, running, inp.spec, self.state.last_plan)
         reasons = [f"no fresh metrics for {', '.join(missing)}: kept as is"] if missing else []
+        reasons.extend(waiting)
         base.update(proposed=proposed, plan=final, held=held_entries(result.held))
         over = over_capacity(final, inp.spec)
         if over:

@@ -4,6 +4,12 @@
   and replica counts they run now (never "zero load", never "zero replicas").
 - `enforce_min_replicas`: a served server never has fewer replicas than its
   `min_replicas` (the first variant is raised).
+- `make_before_break`: while a server's new replicas are still starting (planned above
+  the ready count), none of its variants is scaled below what it runs now, so switching
+  accelerators or reshaping a split never removes capacity before its replacement
+  serves (as a rolling update keeps old pods until new ones are ready); the reductions
+  happen on the first tick after the new replicas are ready. Holds that would exceed a
+  card type's capacity are dropped.
 - `over_capacity`: the card types whose capacity a plan would exceed (the loop then keeps
   the fleet as it is rather than acting on such a plan).
 - `planned_changes`: what moving from the running fleet to a plan changes, per variant
@@ -15,9 +21,9 @@ verdict, called from `controller.loop.ControlLoop._finalise`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 
-from actuator.base import variant_name
+from actuator.base import VariantState, variant_name
 from controller.stabilize import (
     StabilizeInput,
     rebuilt,
@@ -25,9 +31,9 @@ from controller.stabilize import (
     variant_template,
     with_variants,
 )
-from controller.tick import Change
+from controller.tick import Change, RunningVariant
 from specs.documents import FleetSpec
-from specs.plan import Plan, ServerAllocation
+from specs.plan import Plan, ServerAllocation, VariantAllocation
 
 VariantKey = tuple[str, str]
 
@@ -67,6 +73,52 @@ def enforce_min_replicas(plan: Plan, spec: FleetSpec) -> Plan:
             changed = True
         allocations.append(alloc)
     return rebuilt(plan, allocations) if changed else plan
+
+
+def make_before_break(plan: Plan, fleet: Sequence[RunningVariant | VariantState],
+                      spec: FleetSpec, previous: Plan | None = None,
+                      ) -> tuple[Plan, list[str]]:
+    """`plan` with reductions held while the server's new replicas start (see above);
+    returns the plan and one reason per server held. A variant the plan drops is copied
+    from `previous` (else the spec) with its running max batch and token budget."""
+    running = {(v.server, v.accelerator): v for v in fleet}
+    inp = StabilizeInput(spec, plan, {}, previous, 0.0)
+    allocations, held = [], []
+    for alloc in plan.allocations:
+        mine = {acc: v for (srv, acc), v in running.items() if srv == alloc.server}
+        wanted = {v.accelerator: v.replicas for v in alloc.variants}
+        starting = any(n > (mine[a].ready_replicas if a in mine else 0)
+                       for a, n in wanted.items())
+        shrinking = sorted(a for a, v in mine.items() if v.replicas > wanted.get(a, 0))
+        if not starting or not shrinking:
+            allocations.append(alloc)
+            continue
+        kept = [v for v in alloc.variants if v.accelerator not in shrinking]
+        for acc in shrinking:
+            template = _running_template(inp, alloc.server, mine[acc])
+            if template is not None:
+                kept.append(resized(template, mine[acc].replicas))
+        allocations.append(with_variants(alloc, kept))
+        held.append(f"{alloc.server}: {', '.join(shrinking)} kept until the new replicas "
+                    "are ready")
+    final = rebuilt(plan, allocations)
+    if held and over_capacity(final, spec):
+        return plan, []
+    return final, held
+
+
+def _running_template(inp: StabilizeInput, server: str,
+                      state: RunningVariant | VariantState) -> VariantAllocation | None:
+    template = variant_template(inp, server, state.accelerator)
+    if template is None:
+        return None
+    update: dict[str, object] = {}
+    if state.max_batch:
+        update["max_batch"] = state.max_batch
+    budget = getattr(state, "token_budget", None)
+    if budget:
+        update["token_budget"] = budget
+    return template.model_copy(update=update) if update else template
 
 
 def over_capacity(plan: Plan, spec: FleetSpec) -> list[str]:

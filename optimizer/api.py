@@ -32,11 +32,18 @@ Timer = Callable[[], float]
 
 
 def make_generator(
-    spec: FleetSpec, *, queue_model: str | None = None, batch_policy: str = "auto"
+    spec: FleetSpec,
+    *,
+    queue_model: str | None = None,
+    batch_policy: str = "auto",
+    profiled: bool = False,
 ) -> CandidateGenerator:
-    """A candidate generator for the spec's (or the given) queue model."""
+    """A candidate generator for the spec's (or the given) queue model; with `profiled`,
+    the spec's profiles are the reference later (tuned) profiles are scaled against."""
+    reference = {(p.model, p.accelerator): p for p in spec.profiles} if profiled else None
     return CandidateGenerator(
-        get_queue_model(queue_model or spec.optimizer.queue_model), batch_policy=batch_policy
+        get_queue_model(queue_model or spec.optimizer.queue_model), batch_policy=batch_policy,
+        profiled=reference,
     )
 
 

@@ -47,8 +47,9 @@ from typing import Any, Protocol, runtime_checkable
 from optimizer.problem import Candidate, Problem, ServerCandidates
 from optimizer.transition import transition_value
 from queue_models.base import PreparedQueue, QueueModel, ServiceParams, Targets
+from queue_models.capacity_model import on_grid
 from queue_models.capacity_sizing import CapacitySizing
-from queue_models.iteration_cost import IterationCost
+from queue_models.iteration_cost import IterationCost, LinearCost, time_scale
 from queue_models.sizing import RateSizing, best_max_batch, size_prepared
 from queue_models.workload_sample import WorkloadSample
 from specs.documents import Accelerator, FleetSpec, ModelTarget, Profile, Server
@@ -197,13 +198,19 @@ class CandidateGenerator:
         cache_size: int = 65536,
         laws: Mapping[tuple[str, str], IterationCost] | None = None,
         workloads: Mapping[str, WorkloadSample] | None = None,
+        profiled: Mapping[tuple[str, str], Profile] | None = None,
     ) -> None:
         self.model = model
         self.laws = dict(laws or {})
         """Measured iteration-cost law by (model, accelerator), for models that replay."""
         self.workloads = dict(workloads or {})
         """A sample of each server's requests (by server name), for models that replay."""
+        self.profiled = dict(profiled or {})
+        """Profiles as first configured, by (model, accelerator): where no law was
+        measured, models that replay use this profile's law and apply a tuned profile as
+        a time scale against it (so tuning never re-measures)."""
         self.batch_policy = resolve_batch_policy(batch_policy, model.name)
+        self._sizes_itself = isinstance(model, CandidateSizer)
         self._sizing = _Lru(cache_size)
         self._prepared = _Lru(cache_size)
         self.lookups = 0
@@ -278,15 +285,32 @@ class CandidateGenerator:
             max_batch=batch,
             max_queue=queue,
             token_budget=profile.token_budget,
-            law=self.laws.get((profile.model, profile.accelerator)),
             workload=self.workloads.get(server.name),
+            **self._law(profile, server),
         )
+
+    def _law(self, profile: Profile, server: Server) -> dict[str, Any]:
+        """The measured law of the profile's pair, else the profiled reference's law with
+        the tuned profile as a time scale (on a 2% grid), else nothing."""
+        key = (profile.model, profile.accelerator)
+        if not self._sizes_itself:
+            return {}
+        if key in self.laws:
+            return {"law": self.laws[key]}
+        reference = self.profiled.get(key)
+        if reference is None:
+            return {}
+        base = LinearCost(reference.alpha_ms, reference.beta_ms, reference.gamma_ms)
+        scale = time_scale(LinearCost(profile.alpha_ms, profile.beta_ms, profile.gamma_ms),
+                           base, server.load.in_tokens, max(server.load.out_tokens, 1.0))
+        return {"law": base, "time_scale": on_grid(scale)}
 
     def _size(
         self, profile: Profile, server: Server, targets: Targets, out_tokens: float
     ) -> Sizing:
         ceiling = self.model.effective_max_batch(profile.max_batch, profile.at_tokens, out_tokens)
-        if isinstance(self.model, CandidateSizer):
+        if self._sizes_itself:
+            assert isinstance(self.model, CandidateSizer)
             return self._size_measured(self.model, profile, server, targets, out_tokens, ceiling)
         batch: int | None = server.max_batch
         if batch is None:

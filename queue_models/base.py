@@ -52,6 +52,10 @@ class ServiceParams:
     law of the hardware (None: the profile's alpha, beta, gamma) and a sample of the
     server's real requests (None: synthetic ones around the mean sizes). The analytic
     models ignore both.
+    time_scale: iteration times are this multiple of the law's (a correction learned
+    online, e.g. the tuner's estimate against the profiled reference); the measured model
+    reads its tables at rate x scale with latencies x scale. The analytic models ignore it
+    (their alpha, beta, gamma are the tuned ones already).
     """
 
     alpha_ms: float
@@ -64,6 +68,7 @@ class ServiceParams:
     token_budget: int = DEFAULT_TOKEN_BUDGET
     law: IterationCost | None = None
     workload: WorkloadSample | None = None
+    time_scale: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("alpha_ms", "beta_ms", "gamma_ms", "in_tokens"):
@@ -76,6 +81,8 @@ class ServiceParams:
         _require(self.max_batch >= 1, f"max_batch must be >= 1, got {self.max_batch}")
         _require(self.max_queue >= 0, f"max_queue must be >= 0, got {self.max_queue}")
         _require(self.token_budget >= 1, f"token_budget must be >= 1, got {self.token_budget}")
+        _require(math.isfinite(self.time_scale) and self.time_scale > 0,
+                 f"time_scale must be > 0, got {self.time_scale}")
 
     @property
     def capacity(self) -> int:

@@ -9,7 +9,8 @@ measures instead, as Dynamo's profiler and Melange/AIBrix do: for a replica
 configuration it replays a sample of the server's requests (`ServiceParams.workload`,
 else a synthetic sample around the mean sizes) through the batching engine timed by the
 hardware's iteration-cost law (`ServiceParams.law`, e.g. a measured timing table, else
-the profile's alpha, beta, gamma) and records per-request latencies against the rate
+the profile's alpha, beta, gamma, each rounded to a 2% grid so that nearby profiles share
+tables) and records per-request latencies against the rate
 (`queue_models.capacity_table`).
 
 Sizing (`size_candidate`, which the optimizer's candidate generator calls instead of its
@@ -68,9 +69,25 @@ def law_digest(law: IterationCost) -> str:
     return hashlib.sha1(repr(law).encode()).hexdigest()[:16]
 
 
+PROFILE_GRID = 1.02
+"""Profile parameters are rounded to a geometric grid of this ratio before replaying, so
+profiles within about 1% of each other (a tuner's small steps) share tables."""
+
+
+def on_grid(value: float) -> float:
+    """`value` rounded to the nearest point of the `PROFILE_GRID` geometric grid."""
+    if value <= 0:
+        return 0.0
+    step = math.log(PROFILE_GRID)
+    return float(f"{math.exp(round(math.log(value) / step) * step):.6g}")
+
+
 def law_of(params: ServiceParams) -> IterationCost:
-    """The law replays use: the params' measured law, else the profile's."""
-    return params.law or LinearCost(params.alpha_ms, params.beta_ms, params.gamma_ms)
+    """The law replays use: the params' measured law, else the profile's (on the grid)."""
+    if params.law is not None:
+        return params.law
+    return LinearCost(on_grid(params.alpha_ms), on_grid(params.beta_ms),
+                      on_grid(params.gamma_ms))
 
 
 def capacity_guess(law: IterationCost, params: ServiceParams) -> float:
@@ -153,18 +170,31 @@ class CapacityTableModel:
 
     def _size(self, params: ServiceParams, targets: Targets,
               fixed_batch: bool) -> CapacitySizing:
-        criteria = Criteria.of(targets, self.options.headroom)
+        """Measured on the unscaled law: a replica `s` times slower at rate r is the
+        measured one at rate r s with latencies times s, so the search runs on the base
+        tables with the targets divided by s, and the rates found are divided by s. A
+        scaled sizing keeps the configuration of the unscaled one (when it is feasible at
+        all), so a new scale costs a few refining replays, not a new search."""
+        scale = params.time_scale
+        base = replace(params, time_scale=1.0)
+        criteria = Criteria.of(targets, self.options.headroom).scaled(1.0 / scale)
 
         def search(config: Config, replicas: int, guess: float) -> float:
-            return self.largest_rate(params, criteria, config, replicas, guess)
+            return self.largest_rate(base, criteria, config, replicas, guess)
 
-        guess = capacity_guess(law_of(params), params)
         tried = configs(params.max_batch, params.token_budget, self.options, fixed_batch)
-        config, rate = search_config(tried, search, guess)
+        config, rate = None, 0.0
+        if scale != 1.0:
+            unscaled = self.size_candidate(base, targets, fixed_batch)
+            if unscaled.config is not None:
+                config = unscaled.config
+                rate = search(config, 1, unscaled.rate_at(1))
+        if config is None or rate <= 0:
+            config, rate = search_config(tried, search, capacity_guess(law_of(base), base))
         if config is None:
             return CapacitySizing(None, (), _infeasible(targets, tried))
         curve = pool_curve(config, rate, search, self.options.pool_sizes)
-        return CapacitySizing(config, curve)
+        return CapacitySizing(config, tuple((n, r / scale) for n, r in curve))
 
     def configured(self, params: ServiceParams, sizing: CapacitySizing) -> ServiceParams:
         """`params` with the sizing's max batch and token budget."""
@@ -236,10 +266,16 @@ class PreparedCapacity:
         return self.model.table(self.params, config, 1)
 
     @property
+    def scale(self) -> float:
+        """The params' time scale (tables are of the unscaled law)."""
+        return self.params.time_scale
+
+    @property
     def max_rate_rps(self) -> float:
         """Highest rate probed without overload (the rough capacity before any probe)."""
         fine = [r for r, p in self._table().probes.items() if not p.overloaded]
-        return max(fine) if fine else capacity_guess(law_of(self.params), self.params) * 2
+        top = max(fine) if fine else capacity_guess(law_of(self.params), self.params) * 2
+        return top / self.scale
 
     @property
     def min_rate_rps(self) -> float:
@@ -258,6 +294,11 @@ class PreparedCapacity:
         return [(r, table.probes[r]) for r in picks]
 
     def _metric(self, rate: float, field: str, q: float | None) -> float:
+        """The metric at `rate` of a replica `scale` times slower: scale x the measured
+        one at rate x scale."""
+        return self.scale * self._base_metric(rate * self.scale, field, q)
+
+    def _base_metric(self, rate: float, field: str, q: float | None) -> float:
         points = [(r, quantile_ms(getattr(p, field), q)) for r, p in self._around(rate)]
         if len(points) == 1 or not all(math.isfinite(v) for _, v in points):
             return points[-1][1] if rate >= points[-1][0] else points[0][1]

@@ -114,6 +114,13 @@ class Criteria:
                    mean_ttft_s=ttft if tq is None else None,
                    mean_itl_s=itl if iq is None else None, warmup_fraction=warmup_fraction)
 
+    def scaled(self, factor: float) -> Criteria:
+        """The criteria with every latency threshold multiplied by `factor`."""
+        def times(v: float | None) -> float | None:
+            return None if v is None else v * factor
+        return Criteria(times(self.ttft_s), times(self.itl_s), self.goal,
+                        times(self.mean_ttft_s), times(self.mean_itl_s), self.warmup_fraction)
+
     @property
     def empty(self) -> bool:
         """True when nothing is asked (any rate below saturation passes)."""

@@ -63,6 +63,21 @@ class LinearCost:
                 + self.gamma_ms * (decode_context_tokens + prefill_context_tokens))
 
 
+def time_scale(law: IterationCost, reference: IterationCost, in_tokens: float,
+               out_tokens: float, batch: int = 16) -> float:
+    """How many times slower `law` is than `reference` on a typical iteration mix: the
+    geometric mean of the ratios of a decode step of `batch` requests (mean context) and
+    of a mean prompt's prefill (at least 1 token)."""
+    context = int(batch * (in_tokens + out_tokens / 2))
+    prompt = max(int(round(in_tokens)), 1)
+    ratios = []
+    for args in ((batch, context, 0, 0), (0, 0, prompt, prompt)):
+        mine, theirs = law.duration_ms(*args), reference.duration_ms(*args)
+        if mine > 0 and theirs > 0:
+            ratios.append(mine / theirs)
+    return math.sqrt(ratios[0] * ratios[1]) if len(ratios) == 2 else (ratios or [1.0])[0]
+
+
 def lognormal_factors(cv: float, rng: np.random.Generator) -> Iterator[float]:
     """Endless lognormal factors with mean 1 and coefficient of variation `cv`."""
     sigma2 = math.log1p(cv * cv)

@@ -20,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from controller.commands.argtypes import positive_float
+from controller.commands.argtypes import positive_float, positive_int
 from controller.evaluation.report import evaluate
 from controller.evaluation.scenario import (
     POLICY_NAMES,
@@ -73,6 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "else ~/.cache/fleetplan/capacity)")
     parser.add_argument("--no-cache", action="store_true", help="measure capacity tables "
                         "afresh and keep them in memory only")
+    parser.add_argument("--calibration-requests", type=positive_int, help="requests "
+                        "replayed per capacity-table probe (default: the scenario's, 4000; "
+                        "fewer is faster and coarser)")
     parser.add_argument("--list", action="store_true", help="list built-in scenarios and exit")
     parser.set_defaults(func=run)
 
@@ -102,6 +105,9 @@ def _scenario(args: argparse.Namespace) -> Scenario:
     update: dict[str, object] = {}
     if args.duration:
         update["duration_s"] = min(args.duration, scenario.duration_s)
+    if args.calibration_requests:
+        update["calibration"] = scenario.calibration.model_copy(
+            update={"requests": args.calibration_requests})
     if args.policies:
         names = [p.strip() for p in args.policies.split(",") if p.strip()]
         unknown = [p for p in names if p not in POLICY_NAMES]

@@ -29,14 +29,17 @@ from controller.evaluation.scenario import Scenario
 from controller.evaluation.sizing import RequestIndex
 from optimizer.api import optimize
 from optimizer.candidates import CandidateGenerator
+from queue_models.base import QueueModel
 from queue_models.capacity_cache import CapacityCache
 from queue_models.capacity_model import CapacityTableModel
 from queue_models.capacity_sizing import CalibrationOptions
 from queue_models.iteration_cost import IterationCost
 from queue_models.registry import get_queue_model
 from queue_models.workload_sample import WorkloadSample
-from specs.documents import FleetSpec
+from specs.documents import FleetSpec, Profile
 from specs.plan import Plan
+
+Profiled = tuple[Profile, ...]
 
 
 @dataclass
@@ -47,40 +50,51 @@ class Sizer:
     workloads: Mapping[str, WorkloadSample]
     options: CalibrationOptions = field(default_factory=CalibrationOptions)
     cache: CapacityCache = field(default_factory=CapacityCache)
-    _generators: dict[str, CandidateGenerator] = field(default_factory=dict)
+    _models: dict[str, QueueModel] = field(default_factory=dict)
+    _generators: dict[tuple[str, Profiled], CandidateGenerator] = field(default_factory=dict)
 
-    def generator(self, queue_model: str) -> CandidateGenerator:
-        """The (kept warm) generator of a queue model."""
-        found = self._generators.get(queue_model)
+    def generator(self, queue_model: str, profiled: Profiled) -> CandidateGenerator:
+        """The (kept warm) generator of a queue model for a fleet profiled as `profiled`
+        (its configured profiles: the reference tuned profiles are scaled against)."""
+        key = (queue_model, profiled)
+        found = self._generators.get(key)
         if found is None:
-            model = (CapacityTableModel(self.options, self.cache)
-                     if queue_model == CapacityTableModel.name else get_queue_model(queue_model))
-            found = self._generators[queue_model] = CandidateGenerator(
-                model, laws=self.laws, workloads=self.workloads)
+            found = self._generators[key] = CandidateGenerator(
+                self._model(queue_model), laws=self.laws, workloads=self.workloads,
+                profiled={(p.model, p.accelerator): p for p in profiled})
         return found
 
-    def generators(self) -> dict[str, CandidateGenerator]:
-        """A generator per registered queue model name, made on first use."""
-        return _LazyGenerators(self)
+    def _model(self, name: str) -> QueueModel:
+        """One model per name, shared by every generator (so are its tables)."""
+        if name not in self._models:
+            self._models[name] = (CapacityTableModel(self.options, self.cache)
+                                  if name == CapacityTableModel.name else get_queue_model(name))
+        return self._models[name]
+
+    def generators(self, spec: FleetSpec) -> dict[str, CandidateGenerator]:
+        """Generators by queue model name for a fleet configured as `spec`, made on use."""
+        return _LazyGenerators(self, tuple(spec.profiles))
 
     def solve(self, spec: FleetSpec, solver: str, heterogeneous: bool | None = None) -> Plan:
-        """Optimise with `solver` (no timings in the plan: reproducible)."""
+        """Optimise with `solver` (no timings in the plan: reproducible); the spec's
+        profiles are the reference."""
         if heterogeneous is not None:
             options = spec.optimizer.model_copy(update={"heterogeneous": heterogeneous})
             spec = spec.model_copy(update={"optimizer": options})
-        return optimize(spec, solver=solver, timer=None,
-                        generator=self.generator(spec.optimizer.queue_model))
+        generator = self.generator(spec.optimizer.queue_model, tuple(spec.profiles))
+        return optimize(spec, solver=solver, timer=None, generator=generator)
 
 
 class _LazyGenerators(dict[str, CandidateGenerator]):
     """A mapping that asks the sizer for a generator it does not hold yet."""
 
-    def __init__(self, sizer: Sizer) -> None:
+    def __init__(self, sizer: Sizer, profiled: Profiled) -> None:
         super().__init__()
         self.sizer = sizer
+        self.profiled = profiled
 
     def __missing__(self, key: str) -> CandidateGenerator:
-        self[key] = self.sizer.generator(key)
+        self[key] = self.sizer.generator(key, self.profiled)
         return self[key]
 
 

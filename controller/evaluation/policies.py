@@ -37,6 +37,7 @@ from controller.evaluation.sizing import (
     with_loads,
 )
 from controller.loop import ControlLoop, LoopParts, Optimizer
+from controller.safety import make_before_break
 from controller.sources import MetricsSource
 from controller.stabilize import StabilizerOptions
 from controller.tick import TickReport
@@ -196,7 +197,7 @@ class LoopPolicy:
                               solver=self.solver)
         parts = LoopParts(spec=spec, metrics=ctx.metrics, actuator=ctx.actuator,
                           clock=self.clock, tuner=Tuner() if self.tune else None,
-                          optimize=Optimizer(ctx.sizer.generators()))
+                          optimize=Optimizer(ctx.sizer.generators(spec)))
         self.loop = ControlLoop(parts, options)
         return ctx.sizer.solve(spec, self.solver)
 
@@ -224,14 +225,21 @@ class LoopPolicy:
 class Clairvoyant:
     """milp each period for the true peak rate until the next plan's replicas are ready."""
 
+    def __init__(self) -> None:
+        self.last: Plan | None = None
+
     def initial_plan(self, ctx: RunContext) -> Plan:
         """Sized for the first horizon."""
-        return self._plan(ctx, 0.0)
+        self.last = self._plan(ctx, 0.0)
+        return self.last
 
     def tick(self, ctx: RunContext, now: float) -> None:
-        """Re-plan with the future known."""
-        plan = self._plan(ctx, now)
+        """Re-plan with the future known; capacity is removed only once its replacement
+        is ready (`controller.safety.make_before_break`)."""
+        plan, _ = make_before_break(self._plan(ctx, now), ctx.actuator.observe().variants,
+                                    ctx.truth, self.last)
         ctx.actuator.apply(plan, plan_id=f"clairvoyant-{now:.0f}", reason="true future rate")
+        self.last = plan
 
     def _plan(self, ctx: RunContext, now: float) -> Plan:
         s = ctx.scenario

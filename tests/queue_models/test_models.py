@@ -1,4 +1,4 @@
-"""Both registered models: registry, invariants, monotonicity and extreme inputs."""
+"""The registry, and both analytic models: invariants, monotonicity and extreme inputs."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ PARAMS = ServiceParams(12.0, 0.05, 0.0005, 128, 512, max_batch=48, max_queue=128
 
 
 def test_registry_names_and_default():
-    assert queue_model_names() == sorted(MODELS)
+    assert queue_model_names() == sorted([*MODELS, "capacity-table"])
     assert DEFAULT_QUEUE_MODEL in queue_model_names()
-    for name in MODELS:
+    for name in queue_model_names():
         model = get_queue_model(name)
         assert model.name == name
         assert isinstance(model, QueueModel)

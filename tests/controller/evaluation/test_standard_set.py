@@ -43,7 +43,8 @@ def test_reduced_standard_set_runs(name, tmp_path):
     data = shared_path()
     out = tmp_path / name
     assert main(["evaluate", name, "-o", str(out), "--duration", "300",
-                 "--data-dir", str(data)]) == 0
+                 "--data-dir", str(data), "--calibration-requests", "300",
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
     summary = json.loads((out / "summary.json").read_text())
     rows = summary["policies"]
     assert list(rows) == list(POLICY_NAMES)
