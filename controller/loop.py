@@ -98,8 +98,9 @@ class Optimizer:
     def __call__(self, spec: FleetSpec, solver: str | None) -> Plan:
         """Optimise `spec` with `solver` (default: the spec's)."""
         name = spec.optimizer.queue_model
-        generator = self._generators.get(name)
-        if generator is None:
+        try:  # a mapping may make its generators on first use (__missing__)
+            generator = self._generators[name]
+        except KeyError:
             generator = self._generators[name] = make_generator(spec, profiled=True)
         return optimize(spec, solver=solver, timer=None, generator=generator)
 
