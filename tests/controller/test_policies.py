@@ -40,6 +40,47 @@ def test_holt_is_flat_on_a_flat_series_and_bounded():
     assert Holt().predict(spike, 120.0) <= 4 * 1000.0
 
 
+def window_filling(rate: float, window_s: float, latency_s: float, period_s: float,
+                   ticks: int, start_s: float = 0.0) -> list[tuple[float, float]]:
+    """What a collector measures from start-up at a flat true `rate`: the requests completed
+    in its window (each finishes `latency_s` after arriving) over the window's elapsed time,
+    so the measured rate ramps up to `rate` over about one window."""
+    points = []
+    for k in range(1, ticks + 1):
+        t = period_s * k
+        elapsed = min(t, window_s)
+        points.append((start_s + t, rate * max(0.0, min(elapsed, t - latency_s)) / elapsed))
+    return points
+
+
+@pytest.mark.parametrize(("window_s", "latency_s", "period_s"),
+                         [(60, 10, 30), (60, 20, 30), (60, 40, 30), (60, 20, 60)])
+def test_holt_does_not_extrapolate_a_filling_window(window_s, latency_s, period_s):
+    points = window_filling(10.0, window_s, latency_s, period_s, ticks=20)
+    assert points[0][1] < 7.0  # the measurement does ramp up
+    series, worst = None, 0.0
+    for t, value in points:
+        series = Holt().update(series, t, value)
+        worst = max(worst, Holt().predict(series, 120.0))
+    assert worst <= 10.0 * 1.03, worst
+
+
+def test_holt_leads_a_real_ramp_after_start_up():
+    """Start-up at 5 req/s (window filling), a plateau, then +1 req/s per minute."""
+    points = window_filling(5.0, 60.0, 20.0, 30.0, ticks=10)
+    ramp = [(300.0 + 30.0 * k, 5.0 + 0.5 * k) for k in range(1, 21)]
+    series, leads = None, []
+    for t, value in points + ramp:
+        series = Holt().update(series, t, value)
+        ahead = Holt().predict(series, 120.0)
+        true_ahead = 5.0 if t <= 300.0 else value + 2.0  # the rate 120 s later
+        assert ahead <= true_ahead * 1.03, (t, value, ahead)
+        if t > 300.0:
+            leads.append(ahead - value)
+    assert all(lead > 0 for lead in leads[6:]), leads  # ahead from 3 minutes into the ramp
+    assert leads[-1] > 0.5, leads  # well ahead once the ramp is established
+
+
 def test_sizing_never_below_current():
     series = feed(Holt(), [(60.0 * i, 10.0 - i) for i in range(8)])
     assert sizing_rate(Holt(), series, 3.0, 120.0) >= 3.0
