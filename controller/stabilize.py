@@ -10,7 +10,8 @@ state). Registered stabilisers (`STABILIZERS`):
   `scale_down_delay_s`, then to the highest replica count proposed during that time, at
   most `max_step_down` per tick; no accelerator switch for a server unless it saves at
   least `min_switch_saving` (a fraction) of the cost of staying on the current
-  accelerators, resized for the same load. When a hold would exceed a card type's
+  accelerators, resized for the same load (the load split over the running variants in
+  proportion to their current capacity, each scaled by the same factor). When a hold would exceed a card type's
   capacity, the holds on that type are released. Held variants keep their router weight
   share (replicas x per-replica rate).
 - `none`: the proposed plan as it is (inferno's behaviour: only the optimizer's
@@ -201,18 +202,26 @@ def _empty_allocation(spec: FleetSpec, server: str) -> ServerAllocation | None:
 
 def _stay_option(inp: StabilizeInput, alloc: ServerAllocation,
                  running: list[str]) -> list[VariantAllocation] | None:
-    """The current accelerators resized for the proposed load, or None when unknown."""
+    """The current accelerators resized for the proposed load, or None when unknown.
+
+    The load is split over the running variants in proportion to their current capacity
+    (running replicas x per-replica rate), so each is scaled by the same factor; counts
+    are rounded down, then replicas are added where the rounding cut most until the
+    capacity covers the load (every running variant keeps at least one)."""
     variants = [variant_template(inp, alloc.server, acc) for acc in running]
     if any(v is None or v.max_rate_per_replica_rps <= 0 for v in variants):
         return None
     known = [v for v in variants if v is not None]
-    capacity = sum(v.max_rate_per_replica_rps for v in known)
-    rate = alloc.load.arrival_rate_rps
-    out = []
-    for v in known:
-        share = rate * v.max_rate_per_replica_rps / capacity
-        out.append(resized(v, max(math.ceil(share / v.max_rate_per_replica_rps - 1e-9), 1)))
-    return out
+    counts = [inp.current.get((alloc.server, v.accelerator), 0) for v in known]
+    rates = [v.max_rate_per_replica_rps for v in known]
+    capacity = sum(n * r for n, r in zip(counts, rates, strict=True))
+    load = alloc.load.arrival_rate_rps
+    wanted = [n * load / capacity for n in counts]
+    out = [max(math.floor(w + 1e-9), 1) for w in wanted]
+    while sum(n * r for n, r in zip(out, rates, strict=True)) < load - 1e-9:
+        short = max(range(len(out)), key=lambda i: (wanted[i] - out[i], -i))
+        out[short] += 1
+    return [resized(v, n) for v, n in zip(known, out, strict=True)]
 
 
 def _hold_switch(inp: StabilizeInput, alloc: ServerAllocation, options: StabilizerOptions,

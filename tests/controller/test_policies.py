@@ -170,3 +170,25 @@ def test_held_variants_keep_their_token_budget(spec):
                    options)
     budgets = {v.accelerator: v.token_budget for v in r.plan.allocations[0].variants}
     assert budgets == {"A100": 4096, "H100": None}
+
+
+@pytest.mark.parametrize(("load", "expected"), [(9.0, {"H100": 4, "A100": 1}),
+                                                (13.5, {"H100": 6, "A100": 2}),
+                                                (4.0, {"H100": 2, "A100": 1})])
+def test_held_switch_resizes_running_variants_by_their_capacity(spec, load, expected):
+    """4 H100 replicas (2 req/s each) and 1 A100 replica (1 req/s) carry 9 req/s; a switch
+    to L4 saving less than 10% is held, and the running variants are scaled by the same
+    factor (load / current capacity), not each sized for the whole load."""
+    current = {("premium-llama", "H100"): 4, ("premium-llama", "A100"): 1}
+    previous = _plan(_variant("H100", 4, cost=2.0, rate=2.0),
+                     _variant("A100", 1, cost=1.0, rate=1.0), rate=9.0)
+    stay_cost = sum(n * c for n, c in zip(expected.values(), (2.0, 1.0), strict=True))
+    l4 = _variant("L4", 10, cost=0.95 * stay_cost / 10, rate=load / 10)
+    r = hysteresis(StabilizerState(), StabilizeInput(spec, _plan(l4, rate=load), current,
+                                                     previous, 0.0),
+                   StabilizerOptions(min_switch_saving=0.1, scale_down_delay_s=0))
+    assert [h.kind for h in r.held] == ["switch"]
+    final = {v.accelerator: v.replicas for v in r.plan.allocations[0].variants}
+    assert final == expected
+    capacity = final["H100"] * 2.0 + final["A100"] * 1.0
+    assert capacity >= load
