@@ -128,7 +128,7 @@ def test_hysteresis_scales_up_at_once_and_down_after_delay(spec):
                                                   None, float(now)), options)
         state = result.state
         assert result.plan.allocations[0].variants[0].replicas == expect
-    assert not state.pending
+    assert [p.replicas for p in state.history["premium-llama/H100"]] == [1]
 
 
 def test_hysteresis_bounds_steps_and_holds_small_switch(spec):
@@ -192,3 +192,66 @@ def test_held_switch_resizes_running_variants_by_their_capacity(spec, load, expe
     assert final == expected
     capacity = final["H100"] * 2.0 + final["A100"] * 1.0
     assert capacity >= load
+
+
+def run_window(spec, running: int, proposals: list[int], options: StabilizerOptions,
+               state: StabilizerState | None = None, period_s: float = 30.0) -> list[int]:
+    """Feed one proposal per tick (from t = 0) for premium-llama on H100, the fleet
+    following the final plan, and return the final counts."""
+    state, finals = state or StabilizerState(), []
+    for i, want in enumerate(proposals):
+        result = hysteresis(state, StabilizeInput(
+            spec, _plan(_variant("H100", want)), {("premium-llama", "H100"): running},
+            None, period_s * i), options)
+        state = result.state
+        variants = result.plan.allocations[0].variants
+        running = variants[0].replicas if variants else 0
+        finals.append(running)
+    return finals
+
+
+def test_scale_down_window_flapping_then_steady(spec):
+    """5 running, the proposal flaps 3/5 (kept at 5, the window's highest), then stays at 3:
+    down to 3 once the last 5 is `scale_down_delay_s` old, not a delay after the next 3."""
+    options = StabilizerOptions(scale_down_delay_s=120)
+    proposals = [3, 5, 3, 5, 3, 3, 3, 3, 3, 3]  # every 30 s; the last 5 at t = 90 s
+    finals = run_window(spec, 5, proposals, options)
+    assert finals == [5, 5, 5, 5, 5, 5, 5, 3, 3, 3], finals  # t = 210 s: down to 3
+
+
+@pytest.mark.parametrize(("step", "expected"), [
+    (None, [6, 6, 6, 6, 4, 4, 4, 4, 4]),
+    (1, [6, 6, 6, 6, 5, 4, 4, 4, 4]),
+])
+def test_scale_down_goes_to_the_highest_proposal_in_the_window(spec, step, expected):
+    """6 running, 5 proposed once, then 3 and 4 in turn: once the 6 and the 5 have left the
+    120 s window the variant goes to 4 (the window's highest), at most `step` per tick."""
+    options = StabilizerOptions(scale_down_delay_s=120, max_step_down=step)
+    finals = run_window(spec, 6, [5, 3, 4, 3, 4, 3, 4, 3, 4], options)
+    assert finals == expected, finals
+
+
+def test_scale_down_hold_is_reported(spec):
+    options = StabilizerOptions(scale_down_delay_s=120)
+    state = StabilizerState()
+    current = {("premium-llama", "H100"): 5}
+    for now in (0.0, 30.0):
+        result = hysteresis(state, StabilizeInput(spec, _plan(_variant("H100", 3)), current,
+                                                  None, now), options)
+        state = result.state
+    (held,) = result.held
+    assert (held.kind, held.proposed, held.kept) == ("scale-down", 3, 5)
+    assert held.reason == "5 proposed within the last 120 s; 3 in 90 s if the lower plan holds"
+    assert [(p.time_s, p.replicas) for p in state.history["premium-llama/H100"]] == [
+        (0.0, 5), (30.0, 3)]
+
+
+def test_state_from_before_the_window_loads_and_waits_a_full_delay(spec):
+    """A state written with the old `pending` scale-downs (a lower count first proposed at
+    -300 s) loads; the variant counts its running replicas as proposed at the next tick."""
+    old = {"pending": {"premium-llama/H100": {"since": -300.0, "floor": 3}}}
+    state = StabilizerState.model_validate(old)
+    assert state.history == {}
+    finals = run_window(spec, 5, [3, 3, 3, 3, 3], StabilizerOptions(scale_down_delay_s=120),
+                        state)
+    assert finals == [5, 5, 5, 5, 3]
