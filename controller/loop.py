@@ -282,7 +282,7 @@ class ControlLoop:
             state, _ = tuner.update(self.state.tuner, observations, spec.profiles)
         except Exception:  # noqa: BLE001 - a tuner failure must not stop the loop
             return self.state.tuner, spec, 0
-        if any(f.phase == "tracking" for f in state.filters):
+        if any(f.served is not None for f in state.filters):
             spec = merge_profiles(spec, state, tuner.config.keep_configured_profiles)
         return state, spec, len(observations)
 
