@@ -23,10 +23,12 @@ also advances to its `now`); `apply` acts at the cluster's current time.
   requests first): a draining replica takes no new requests and leaves when empty
   (then it is in `retired`, with `left_s`).
 - A new max batch is set live on the variant's replicas (the engine never preempts).
-- Routing (`simulator.routing`): smooth weighted round robin over the server's variants by
-  the plan's router weights (replica counts before any plan), then the least-loaded ready
-  replica; requests arriving when no replica is ready wait at the router until one is.
-  A request the replica refuses (queue full, too large for its KV cache) is `rejected`.
+- Routing (`simulator.routing`, chosen by `SimConfig.routing`): by default the ready
+  replica of any of the server's variants with the fewest requests per max-batch slot;
+  `weighted` follows the plan's router weights across variants (replica counts before
+  any plan), then the least-loaded ready replica. Requests arriving when no replica is
+  ready wait at the router until one is. A request the replica refuses (queue full, too
+  large for its KV cache) is `rejected`.
 - `records` holds one `RequestRecord` per request for evaluation; `collect` reads the
   per-variant logs of `simulator.window` instead, pruned to the window.
 
@@ -41,7 +43,7 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from actuator.base import (
     ActuationResult,
@@ -57,7 +59,7 @@ from simulator.config import SimConfig
 from simulator.hardware import replica_config
 from simulator.records import RequestRecord, SimRequest
 from simulator.replica import SimReplica
-from simulator.routing import least_loaded, pick_variant
+from simulator.routing import ROUTING
 from simulator.window import RouterLog, VariantLog, router_only, router_shares, variant_window
 from specs.documents import FleetSpec
 from specs.plan import Plan
@@ -73,6 +75,7 @@ class SimCluster:
                  start_s: float = 0.0) -> None:
         self.spec = spec
         self.config = config or SimConfig()
+        self._policy = ROUTING.get(self.config.routing)
         self.now = self.start_s = self._limit = start_s
         self.records: list[RequestRecord] = []
         self.replicas: dict[str, SimReplica] = {}
@@ -205,11 +208,9 @@ class SimCluster:
         ready = [r for r in self.replicas.values() if r.server == server and r.accepts]
         if not ready:
             return None
-        weights = {v: w for v, w in self._server_weights(server).items()
-                   if any(r.variant == v for r in ready)}
-        variant = pick_variant(weights, self._credit.setdefault(server, {}))
-        chosen = [r for r in ready if r.variant == variant] or ready
-        return least_loaded(chosen)
+        chosen = self._policy(ready, lambda: self._server_weights(server),
+                              self._credit.setdefault(server, {}))
+        return cast(SimReplica | None, chosen)
 
     def _send(self, record: RequestRecord, replica: SimReplica) -> None:
         record.variant, record.replica, record.routed_s = replica.variant, replica.name, self.now
