@@ -175,6 +175,7 @@ class Builder:
             pin_row=np.array([e.pin_row for e in self.entries], dtype=np.int64),
             priority=np.array([e.server.priority for e in self.entries], dtype=np.int64),
             weight=np.array([e.server.demand_rps + ZERO_LOAD_WEIGHT for e in self.entries]),
+            follows=np.array([name.startswith("y") for name in self.names], dtype=bool),
         )
 
     def formulation(self) -> Formulation:
