@@ -188,3 +188,21 @@ def test_a_split_stage_starts_from_the_single_type_plan_without_rens(monkeypatch
     # the split model: its LP from the single-type plan, then the MILP from that plan;
     # no RENS sub-MILP (it would free both servers: the full MILP without a start)
     assert calls == [(True, True, False), (False, True, False)]
+
+
+def test_split_models_are_solved_without_presolve_probing():
+    from optimizer.milp.backends import HighsSession
+
+    split = HighsSession(_built_split(_one_server(), 0.25))
+    assert split.h.getOptionValue("presolve_rule_off")[1] == 1 << 15
+    single = HighsSession(_built_single(_one_server()))
+    assert single.h.getOptionValue("presolve_rule_off")[1] == 0
+
+
+def _built_single(p: Problem):
+    from optimizer.milp.model import Builder
+    from optimizer.pruning import prune
+
+    builder = Builder(p, prune(p.placeable(), p.capacity), heterogeneous=False)
+    builder.build()
+    return builder
