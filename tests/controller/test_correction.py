@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from actuator.base import FleetState, VariantState
-from collector.snapshot import Figure, FleetSnapshot, ServerSnapshot, SourceStatus, VariantSnapshot
+from collector.snapshot import Figure, FleetSnapshot, SourceStatus, VariantSnapshot
 from controller.config import LoopOptions
 from controller.correction import (
     CorrectionOptions,
