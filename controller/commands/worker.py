@@ -29,9 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--accelerator", required=True, help="accelerator of the profile")
     parser.add_argument("--spec", required=True,
                         help="fleet spec: native document, inferno system-data.json or directory")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind")
     parser.add_argument("--port", type=non_negative_int, default=8000,
-                        help="port (default 8000; 0 picks a free one)")
+                        help="port (0 picks a free one)")
     parser.add_argument("--max-batch", type=positive_int,
                         help="max requests running at once (default: the profile's max_batch; "
                         "POST /admin/max_batch changes it live)")
@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "POST /admin/token_budget changes it live)")
     parser.add_argument("--served-model-name", help="model name in the API (default: --model)")
     parser.add_argument("--default-max-tokens", type=positive_int, default=DEFAULT_MAX_TOKENS,
-                        help=f"output tokens when a request sets none (default {DEFAULT_MAX_TOKENS})")
+                        help="output tokens when a request sets none")
     parser.set_defaults(func=run)
 
 
