@@ -14,7 +14,12 @@ import sys
 
 from controller.commands.argtypes import non_negative_int, positive_int
 from serving.worker import serve
-from serving.worker_config import DEFAULT_MAX_TOKENS, WorkerSettings, worker_settings
+from serving.worker_config import (
+    DEFAULT_MAX_MODEL_LEN,
+    DEFAULT_MAX_TOKENS,
+    WorkerSettings,
+    worker_settings,
+)
 from specs.loading import load_fleet
 
 
@@ -46,6 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "are prefilled in chunks under it, after one token per decoding request "
                         "(default: the profile's token_budget, 8192 unless the spec sets it; "
                         "POST /admin/token_budget changes it live)")
+    parser.add_argument("--max-model-len", type=positive_int,
+                        help="context length: the longest request (prompt + output tokens) "
+                        "accepted, reported by /v1/models; longer ones get 400 (default: "
+                        f"{DEFAULT_MAX_MODEL_LEN}, or the KV capacity where smaller)")
     parser.add_argument("--served-model-name", help="model name in the API (default: --model)")
     parser.add_argument("--default-max-tokens", type=positive_int, default=DEFAULT_MAX_TOKENS,
                         help="output tokens when a request sets none")
@@ -60,6 +69,7 @@ def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
         max_batch=args.max_batch, max_queue=args.max_queue,
         kv_capacity_tokens=args.kv_capacity_tokens, token_budget=args.token_budget,
         served_model_name=args.served_model_name, default_max_tokens=args.default_max_tokens,
+        max_model_len=args.max_model_len,
     )
 
 
