@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from controller.cli import build_parser
 from serving.router_config import BackendEntry, parse_backends
+from specs.errors import SpecError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,3 +31,9 @@ def test_router_help_and_docs_describe_the_backends_document() -> None:
     example = doc.split("```json\n", 1)[1].split("```", 1)[0]
     document = parse_backends(json.loads(example), "docs/router.md")
     assert {b.variant for b in document.backends} == {"llama-h100", "llama-l4"}
+
+
+def test_backends_numbers_are_strict() -> None:
+    with pytest.raises(SpecError, match=r"\$\.backends\[0\]\.weight: expected a number"):
+        parse_backends({"backends": [{"url": "http://127.0.0.1:1", "model": "m",
+                                      "weight": "1"}]}, "test")
