@@ -4,7 +4,8 @@ Routes:
 - `POST /v1/completions`, `POST /v1/chat/completions`: streaming (one server-sent event
   per token) or not; the header `x-service-class` names a service class, whose priority
   orders the waiting queue (unknown or missing: the lowest). A full waiting queue answers
-  429 with `Retry-After`; a request larger than the KV cache, 400.
+  429 with `Retry-After`; a request longer than the context length (`max_model_len`) or
+  asking for logprobs, 400. Response ids are UUID-based, unique across workers.
 - `GET /v1/models` (`max_model_len`: the context length, `serving.worker_config`),
   `GET /metrics` (vLLM metric names, text format 0.0.4).
 - `GET /health` (vLLM's), `GET /healthz` (liveness) and `GET /readyz` (readiness): 200
