@@ -2,13 +2,15 @@
 
 `attainment(results, spec)` counts, per service class, the requests that completed within
 their class's TTFT and ITL targets (per request: TTFT, and the request's mean ITL).
-`write_report(result, out_dir)` writes `report.md` with a summary table and the plots
+`write_report(result, out_dir)` writes `report.md` with a summary table, the latency
+targets, the held-off actions explained (`controller.report_sections`) and the plots
 (matplotlib, Agg backend): `load_capacity.png` (scheduled and completed load against the
 capacity of the ready replicas), `replicas.png` (replicas per accelerator),
-`latency.png` (predicted vs measured mean TTFT and ITL per class, per tick) and
-`cost.png` (cost per hour of the running fleet and of the plan).
+`latency.png` (predicted vs measured mean TTFT and ITL per class, per tick, with each
+class's targets as dotted lines) and `cost.png` (cost per hour of the running fleet and
+of the plan, from 0).
 
-To extend: a new figure is one function `(result, path)` listed in `PLOTS`.
+To extend: a new figure is one function `(result) -> Figure` listed in `PLOTS`.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from controller.embedded.session import SessionResult  # noqa: E402
+from controller.report_sections import held_off_lines, target_lines  # noqa: E402
 from serving.loadclient import RequestResult  # noqa: E402
 from specs.documents import FleetSpec  # noqa: E402
 
@@ -45,6 +49,7 @@ class ClassAttainment:
 
 
 def _targets(spec: FleetSpec) -> dict[str, tuple[float, float]]:
+    """(TTFT, ITL) target per class: its first model's (the example serves one model)."""
     return {c.name: (c.targets[0].ttft_ms, c.targets[0].itl_ms) if c.targets else (0.0, 0.0)
             for c in spec.service_classes}
 
@@ -76,7 +81,8 @@ def attainment(results: Sequence[RequestResult], spec: FleetSpec) -> list[ClassA
     return out
 
 
-def _plot_load(result: SessionResult, path: Path) -> None:
+def load_figure(result: SessionResult) -> Figure:
+    """Scheduled and completed load against the capacity of the ready replicas."""
     s = result.samples
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.plot([x.t for x in s], [x.scheduled_rps for x in s], label="scheduled load")
@@ -84,11 +90,11 @@ def _plot_load(result: SessionResult, path: Path) -> None:
     ax.plot([x.t for x in s], [x.capacity_rps for x in s], label="capacity (ready replicas)")
     ax.set(xlabel="time (s)", ylabel="requests/s", title="Load vs capacity")
     ax.legend()
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    return fig
 
 
-def _plot_replicas(result: SessionResult, path: Path) -> None:
+def replicas_figure(result: SessionResult) -> Figure:
+    """Replicas per accelerator, stacked."""
     s = result.samples
     accelerators = sorted({a for x in s for a in x.per_accelerator})
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -97,8 +103,7 @@ def _plot_replicas(result: SessionResult, path: Path) -> None:
                                          for a in accelerators], labels=accelerators, step="post")
         ax.legend(loc="upper left")
     ax.set(xlabel="time (s)", ylabel="replicas", title="Replicas per accelerator")
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    return fig
 
 
 def _predicted(result: SessionResult, server: str) -> tuple[list[float], list[float], list[float]]:
@@ -128,22 +133,34 @@ def _measured(result: SessionResult, klass: str, bucket_s: float,
     return ts, ttft, itl
 
 
-def _plot_latency(result: SessionResult, path: Path) -> None:
+def latency_figure(result: SessionResult) -> Figure:
+    """Measured (solid) and predicted (dashed) mean TTFT and ITL per server, with its
+    class's targets (dotted, one line per distinct target)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    drawn: set[tuple[int, float]] = set()
     for server in result.spec.servers:
         pt, pttft, pitl = _predicted(result, server.name)
         mt, mttft, mitl = _measured(result, server.service_class, result.options.period_s)
-        for ax, predicted, measured in ((axes[0], pttft, mttft), (axes[1], pitl, mitl)):
+        target = result.spec.targets_for(server)
+        for i, (predicted, measured, goal) in enumerate(
+                ((pttft, mttft, target.ttft_ms), (pitl, mitl, target.itl_ms))):
+            ax = axes[i]
             line = ax.plot(mt, measured, label=f"{server.name} measured")[0]
             ax.plot(pt, predicted, "--", color=line.get_color(), label=f"{server.name} predicted")
+            if goal > 0 and (i, goal) not in drawn:
+                drawn.add((i, goal))
+                ax.axhline(goal, linestyle=":", color=line.get_color(),
+                           label=f"{server.service_class} target {goal:g} ms")
     axes[0].set(xlabel="time (s)", ylabel="mean TTFT (ms)", title="TTFT")
     axes[1].set(xlabel="time (s)", ylabel="mean ITL (ms)", title="ITL")
-    axes[0].legend(fontsize=8)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    for ax in axes:
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8)
+    return fig
 
 
-def _plot_cost(result: SessionResult, path: Path) -> None:
+def cost_figure(result: SessionResult) -> Figure:
+    """Cost per hour of the running fleet and of the plan; the axis starts at 0."""
     s = result.samples
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.plot([x.t for x in s], [x.cost_per_hour for x in s], label="running fleet")
@@ -151,15 +168,20 @@ def _plot_cost(result: SessionResult, path: Path) -> None:
     if planned:
         ax.step([t for t, _ in planned], [c for _, c in planned], where="post", label="plan")
     ax.set(xlabel="time (s)", ylabel="cost per hour", title="Cost")
+    ax.set_ylim(bottom=0)
     ax.legend()
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    return fig
 
 
-PLOTS: dict[str, Callable[[SessionResult, Path], None]] = {
-    "load_capacity.png": _plot_load, "replicas.png": _plot_replicas,
-    "latency.png": _plot_latency, "cost.png": _plot_cost,
+PLOTS: dict[str, Callable[[SessionResult], Figure]] = {
+    "load_capacity.png": load_figure, "replicas.png": replicas_figure,
+    "latency.png": latency_figure, "cost.png": cost_figure,
 }
+
+
+def _save(figure: Figure, path: Path) -> None:
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
 
 
 def summary_lines(result: SessionResult) -> list[str]:
@@ -180,22 +202,24 @@ def summary_lines(result: SessionResult) -> list[str]:
               + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())),
               f"- mean cost of the running fleet: {mean_cost:.2f} per hour; spent "
               f"{spent:.3f} in the run; peak replicas {peak}",
-              f"- held-off actions: {sum(len(r.held) for _, r in result.ticks)}"]
+              f"- held-off actions: {sum(len(r.held) for _, r in result.ticks)} "
+              "(changes the stabiliser postponed; report.md explains them)"]
     return lines
 
 
 def write_report(result: SessionResult, out_dir: Path) -> Path:
     """Plots and `report.md` in `out_dir`; returns the report's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, plot in PLOTS.items():
-        plot(result, out_dir / name)
+    for name, figure in PLOTS.items():
+        _save(figure(result), out_dir / name)
     text = ["# fleetplan up: run report", "",
             f"Built-in example ({len(result.spec.servers)} servers, accelerators "
             f"{', '.join(a.name for a in result.spec.accelerators)}), "
             f"{result.options.duration_s:g} s schedule (ramp, plateau, burst, fall), "
             f"control period {result.options.period_s:g} s.", "",
-            *summary_lines(result), "",
+            *summary_lines(result), "", *target_lines(result.spec), "",
             *[f"![{name[:-4]}]({name})" for name in PLOTS], "",
+            *held_off_lines(result.ticks), "",
             "Decision log: `decisions.jsonl` (one line per tick); fleet: `fleet.json`."]
     path = out_dir / "report.md"
     path.write_text("\n".join(text) + "\n", encoding="utf-8")

@@ -17,6 +17,11 @@ Output length: `max_tokens` (chat also `max_completion_tokens`), default
 always generates exactly that many; `ignore_eos` (vLLM's field) is accepted and changes
 nothing. The text is synthetic: one word per token.
 
+Log probabilities: the synthetic text has none, so a request asking for them
+(completions: `logprobs` set, even to 0; chat: `logprobs: true` or `top_logprobs` set) is
+a 400 naming the field, never an answer with `"logprobs": null` the client would have to
+notice.
+
 To extend with another endpoint: add a parser returning `GenerationRequest` and the
 response shape in `ResponseWriter`.
 """
@@ -107,10 +112,23 @@ def _int_field(body: dict[str, Any], name: str, default: int | None) -> int | No
     return value
 
 
+def _reject_logprobs(kind: Kind, body: dict[str, Any]) -> None:
+    """`BadRequest` when the body asks for log probabilities (see the module docstring)."""
+    if kind == "chat":
+        asked = [name for name in ("logprobs", "top_logprobs")
+                 if body.get(name) not in (None, False)]
+    else:
+        asked = ["logprobs"] if body.get("logprobs") is not None else []
+    if asked:
+        raise BadRequest(f"'{asked[0]}' is not supported: the emulated worker generates "
+                         "synthetic text without token log probabilities")
+
+
 def parse_request(kind: Kind, body: Any, default_max_tokens: int) -> GenerationRequest:
     """Validate a request body; raises `BadRequest` naming the offending field."""
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
+    _reject_logprobs(kind, body)
     if kind == "chat":
         prompt_tokens = _chat_tokens(body.get("messages"))
         max_tokens = _int_field(body, "max_completion_tokens", None)

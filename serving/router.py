@@ -7,7 +7,9 @@ Routes:
   goes to the only model when there is one.
 - `GET /v1/models`: the union of the backends' model lists (a model no backend answered
   for is listed from the router's own table).
-- `GET /health` (the router itself), `GET /metrics` (`serving.router_metrics`).
+- `GET /health` and `GET /healthz` (liveness: the router itself, 200 with backend
+  counts), `GET /readyz` (readiness: 200 when a backend is healthy, else 503),
+  `GET /metrics` (`serving.router_metrics`).
 - `GET /router/backends`: every backend with its live state (JSON).
 - `POST /router/backends` `{"url", "model", "variant"?, "weight"?, "max_batch"?,
   "service_class"?, "ttl_s"?}`: a worker registers itself, and repeats the same call as its heartbeat at
@@ -164,6 +166,14 @@ async def health(request: web.Request) -> web.Response:
                               "healthy": sum(b.healthy for b in backends)})
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """GET /readyz: 200 when at least one backend is healthy (a request can be routed)."""
+    backends = request.app[ROUTER].pool.backends()
+    healthy = sum(b.healthy for b in backends)
+    return web.json_response({"backends": len(backends), "healthy": healthy},
+                             status=200 if healthy else 503)
+
+
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics in Prometheus text format 0.0.4."""
     return web.Response(body=request.app[ROUTER].metrics.exposition(),
@@ -214,6 +224,8 @@ def build_app(state: RouterState) -> web.Application:
     app.router.add_post("/v1/chat/completions", completions)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/health", health)
+    app.router.add_get("/healthz", health)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_route("GET", "/router/backends", backends)
     app.router.add_route("POST", "/router/backends", backends)

@@ -14,7 +14,8 @@ it) are optional; other per-backend fields are allowed and kept. `policies` (opt
 names a policy per model. Other top-level keys (the controller adds `plan`) are ignored. Both sources go through `parse_backends`, so a
 bad document is a `SpecError` with the file (or URL) and the JSON path.
 
-Checks beyond the field types: URLs are http(s) with a host; a (url, model) pair appears
+Field types are strict (a weight of "1" is an error, not 1). Checks beyond the field
+types: URLs are http(s) with a host; a (url, model) pair appears
 once; backends of one variant agree on their weight; policy names are registered.
 
 To extend: a new per-backend field gets a typed `Field(description=...)` on
@@ -112,7 +113,7 @@ def parse_backends(data: Any, source: str) -> BackendsDocument:
     if not isinstance(data, dict):
         raise SpecError("expected a JSON object with a 'backends' list", file=source)
     try:
-        document = BackendsDocument.model_validate(data)
+        document = BackendsDocument.model_validate(data, strict=True)
     except ValidationError as exc:
         raise validation_error(exc, None).with_file(source) from None
     return _check(document, source)

@@ -4,8 +4,12 @@ Routes:
 - `POST /v1/completions`, `POST /v1/chat/completions`: streaming (one server-sent event
   per token) or not; the header `x-service-class` names a service class, whose priority
   orders the waiting queue (unknown or missing: the lowest). A full waiting queue answers
-  429 with `Retry-After`; a request larger than the KV cache, 400.
-- `GET /v1/models`, `GET /health`, `GET /metrics` (vLLM metric names, text format 0.0.4).
+  429 with `Retry-After`; a request longer than the context length (`max_model_len`) or
+  asking for logprobs, 400. Response ids are UUID-based, unique across workers.
+- `GET /v1/models` (`max_model_len`: the context length, `serving.worker_config`),
+  `GET /metrics` (vLLM metric names, text format 0.0.4).
+- `GET /health` (vLLM's), `GET /healthz` (liveness) and `GET /readyz` (readiness): 200
+  while the engine loop runs, 503 once it has died.
 - `GET|POST /admin/max_batch` (`{"max_batch": N}`): read or change max batch live.
 - `GET|POST /admin/token_budget` (`{"token_budget": N}`): read or change the token budget
   (tokens per iteration) live; a prefill under way continues in chunks of the new budget.
@@ -24,13 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
 import signal
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from aiohttp import web
 
@@ -60,7 +64,6 @@ class WorkerState:
     engine: BatchEngine
     driver: EngineDriver
     metrics: WorkerMetrics
-    ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     loop_task: asyncio.Task[None] | None = None
 
     @property
@@ -85,7 +88,18 @@ async def _parse(request: web.Request, kind: Kind, state: WorkerState) -> Genera
     parsed = parse_request(kind, body, state.settings.default_max_tokens)
     if parsed.model is not None and parsed.model != state.settings.served_model_name:
         raise LookupError(f"The model `{parsed.model}` does not exist.")
+    limit = state.settings.max_model_len
+    if parsed.prompt_tokens + parsed.max_tokens > limit:
+        raise BadRequest(
+            f"This model's maximum context length is {limit} tokens. However, you requested "
+            f"{parsed.prompt_tokens + parsed.max_tokens} tokens ({parsed.prompt_tokens} in the "
+            f"prompt, {parsed.max_tokens} in the completion).")
     return parsed
+
+
+def response_id(kind: Kind) -> str:
+    """An id unique across requests, workers and restarts (`cmpl-` / `chatcmpl-` + UUID4)."""
+    return f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}"
 
 
 async def _generate(request: web.Request, kind: Kind) -> web.StreamResponse:
@@ -96,8 +110,7 @@ async def _generate(request: web.Request, kind: Kind) -> web.StreamResponse:
         return _error(400, str(exc), "BadRequestError")
     except LookupError as exc:
         return _error(404, str(exc), "NotFoundError")
-    prefix = "chatcmpl" if kind == "chat" else "cmpl"
-    request_id = f"{prefix}-{next(state.ids)}"
+    request_id = response_id(kind)
     priority = state.settings.priority(request.headers.get(SERVICE_CLASS_HEADER))
     try:
         stream = state.driver.submit(request_id, parsed.prompt_tokens, parsed.max_tokens, priority)
@@ -170,6 +183,14 @@ async def health(request: web.Request) -> web.Response:
     return web.Response(status=200 if request.app[WORKER].engine_alive else 503)
 
 
+async def probe(request: web.Request) -> web.Response:
+    """GET /healthz and /readyz: 200 while the engine loop runs, 503 once it has died."""
+    state = request.app[WORKER]
+    alive = state.engine_alive
+    return web.json_response({"ok": alive, "model": state.settings.served_model_name},
+                             status=200 if alive else 503)
+
+
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics in Prometheus text format 0.0.4."""
     body = exposition(request.app[WORKER].metrics)
@@ -230,6 +251,8 @@ def build_app(settings: WorkerSettings) -> web.Application:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/health", health)
+    app.router.add_get("/healthz", probe)
+    app.router.add_get("/readyz", probe)
     app.router.add_get("/metrics", metrics)
     app.router.add_route("*", "/admin/max_batch", max_batch)
     app.router.add_route("*", "/admin/token_budget", token_budget)

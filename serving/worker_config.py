@@ -12,6 +12,12 @@ mean input + output over the spec's servers of that model, or
 `DEFAULT_TOKENS_PER_REQUEST` when the spec has none. It is a documented stand-in for the
 accelerator's memory: fleetplan's profiles carry no memory size.
 
+Context length (`max_model_len`, vLLM's name; `fleetplan worker --max-model-len`): the
+longest request, prompt plus output tokens, the worker accepts; `GET /v1/models` reports
+it and a longer request is a 400, as vLLM answers. Default: `DEFAULT_MAX_MODEL_LEN`, or
+the KV capacity where that is smaller (a request must fit in the KV cache); a configured
+context larger than the KV capacity is a `SpecError`, as vLLM refuses to start then.
+
 To extend: a new worker option becomes a `WorkerSettings` field with a default and a
 keyword of `worker_settings`.
 """
@@ -31,6 +37,8 @@ DEFAULT_TOKENS_PER_REQUEST = 2048
 """Tokens per request assumed for the default KV capacity when the spec has no server."""
 DEFAULT_MAX_TOKENS = 16
 """Output tokens when a request names no max_tokens (the OpenAI completions default)."""
+DEFAULT_MAX_MODEL_LEN = 131072
+"""Context length (prompt + output tokens) of a worker not given one (Llama 3.1's 128k)."""
 
 
 @dataclass(frozen=True)
@@ -43,11 +51,15 @@ class WorkerSettings:
     served_model_name: str
     class_priorities: Mapping[str, int] = field(default_factory=dict)
     default_max_tokens: int = DEFAULT_MAX_TOKENS
+    context_tokens: int = DEFAULT_MAX_MODEL_LEN
+    """The configured context length (`--max-model-len`)."""
 
     @property
     def max_model_len(self) -> int:
-        """Longest request (prompt + output) the worker accepts."""
-        return self.engine.kv_capacity_tokens or 1 << 20
+        """Longest request (prompt + output tokens) the worker accepts: the configured
+        context, or the KV capacity where that is smaller."""
+        kv = self.engine.kv_capacity_tokens
+        return min(self.context_tokens, kv) if kv else self.context_tokens
 
     def priority(self, service_class: str | None) -> int:
         """The priority of a service class; unknown or missing -> `LOWEST_PRIORITY`."""
@@ -93,17 +105,24 @@ def worker_settings(
     token_budget: int | None = None,
     served_model_name: str | None = None,
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
+    max_model_len: int | None = None,
 ) -> WorkerSettings:
     """Settings of a worker emulating `model` on `accelerator` as profiled in `spec`."""
     profile = find_profile(spec, model, accelerator, source)
     batch = max_batch or profile.max_batch
+    kv = kv_capacity_tokens or default_kv_capacity(spec, profile, batch)
+    if max_model_len is not None and max_model_len > kv:
+        raise SpecError(f"a context of {max_model_len} tokens does not fit in the KV cache "
+                        f"of {kv} tokens", json_path="--max-model-len",
+                        hint="lower --max-model-len or raise --kv-capacity-tokens")
     engine = EngineConfig.from_profile(
         profile, max_batch=batch, max_queue=max_queue, token_budget=token_budget,
-        kv_capacity_tokens=kv_capacity_tokens or default_kv_capacity(spec, profile, batch),
+        kv_capacity_tokens=kv,
     )
     return WorkerSettings(
         model=model, accelerator=accelerator, engine=engine,
         served_model_name=served_model_name or model,
         class_priorities={c.name: c.priority for c in spec.service_classes},
         default_max_tokens=default_max_tokens,
+        context_tokens=max_model_len or DEFAULT_MAX_MODEL_LEN,
     )

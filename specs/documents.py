@@ -2,7 +2,9 @@
 
 Every model is a frozen pydantic v2 model that rejects unknown keys, NaN and infinity,
 carries units in its field names and describes each field, so `fleetplan schema` documents
-itself. `FleetSpec` also checks cross-references (a profile's accelerator exists, every
+itself. Documents read from files are validated strictly (`specs.loading.parse_native`: a
+string is not a number, 3.0 is not an integer, 1 is not true) and numbers have upper
+bounds (`specs.limits`). `FleetSpec` also checks cross-references (a profile's accelerator exists, every
 server's model has a profile, ...) and raises `SpecError` with the JSON path.
 
 To extend: add a field with a `Field(description=...)`; a new cross-reference check goes
@@ -15,6 +17,16 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from specs.limits import (
+    MAX_BATCH,
+    MAX_CARDS,
+    MAX_QUEUE,
+    MAX_RATE_RPS,
+    MAX_REPLICAS,
+    MAX_TOKENS,
+    MAX_UNITS,
+)
 
 SOLVER_NAMES = ("milp", "greedy", "unlimited")
 """Solver names the optimizer registry must provide (a test checks they agree)."""
@@ -32,6 +44,7 @@ _STATISTIC = re.compile(r"^(mean|p(\d{1,2}(\.\d+)?))$")
 
 Name = Annotated[str, Field(min_length=1, max_length=253)]
 NonNegFloat = Annotated[float, Field(ge=0)]
+Tokens = Annotated[float, Field(ge=0, le=MAX_TOKENS)]
 
 
 class Document(BaseModel):
@@ -45,7 +58,7 @@ class Accelerator(Document):
 
     name: Name = Field(description="Unit name used by profiles and allocations, e.g. '4xA100'.")
     card_type: Name = Field(description="Card type counted against capacity, e.g. 'A100'.")
-    multiplicity: int = Field(1, ge=1, description="Cards of `card_type` in one unit.")
+    multiplicity: int = Field(1, ge=1, le=MAX_UNITS, description="Cards of `card_type` in one unit.")
     cost_per_hour: NonNegFloat = Field(description="Cost of one unit per hour (any currency).")
     memory_gb: NonNegFloat | None = Field(None, description="Memory of one unit in GB (informative).")
 
@@ -60,14 +73,19 @@ class Profile(Document):
     gamma_ms: NonNegFloat = Field(
         description="Time per token per token of context (attention), ms."
     )
-    units_per_replica: int = Field(1, ge=1, description="Accelerator units one replica uses.")
-    max_batch: int = Field(ge=1, description="Ceiling on the max batch size (concurrent requests).")
+    units_per_replica: int = Field(
+        1, ge=1, le=MAX_UNITS, description="Accelerator units one replica uses."
+    )
+    max_batch: int = Field(
+        ge=1, le=MAX_BATCH, description="Ceiling on the max batch size (concurrent requests)."
+    )
     token_budget: int = Field(
-        8192, ge=1, description="Max tokens per iteration (chunked prefill budget)."
+        8192, ge=1, le=MAX_TOKENS, description="Max tokens per iteration (chunked prefill budget)."
     )
     at_tokens: int | None = Field(
         None,
         ge=1,
+        le=MAX_TOKENS,
         description="Output length at which `max_batch` was measured; the batch-queue-v06 model "
         "scales max batch by at_tokens / out_tokens. Unused by batch-queue.",
     )
@@ -120,9 +138,11 @@ class ServiceClass(Document):
 class Load(Document):
     """Offered load of a server."""
 
-    arrival_rate_rps: NonNegFloat = Field(description="Request arrival rate, requests/second.")
-    in_tokens: NonNegFloat = Field(description="Mean input (prompt) tokens per request.")
-    out_tokens: NonNegFloat = Field(description="Mean output (generated) tokens per request.")
+    arrival_rate_rps: float = Field(
+        ge=0, le=MAX_RATE_RPS, description="Request arrival rate, requests/second."
+    )
+    in_tokens: Tokens = Field(description="Mean input (prompt) tokens per request.")
+    out_tokens: Tokens = Field(description="Mean output (generated) tokens per request.")
 
     @model_validator(mode="after")
     def _tokens_when_loaded(self) -> Load:
@@ -135,8 +155,10 @@ class CurrentAllocation(Document):
     """What a server runs now (used for the transition penalty and stabilisation)."""
 
     accelerator: Name = Field(description="Accelerator the server's replicas run on.")
-    replicas: int = Field(ge=0, description="Running replicas.")
-    max_batch: int | None = Field(None, ge=1, description="Max batch size configured now.")
+    replicas: int = Field(ge=0, le=MAX_REPLICAS, description="Running replicas.")
+    max_batch: int | None = Field(
+        None, ge=1, le=MAX_BATCH, description="Max batch size configured now."
+    )
 
 
 class Server(Document):
@@ -147,16 +169,21 @@ class Server(Document):
     service_class: Name = Field(description="Name of a service class.")
     load: Load = Field(description="Current (or forecast) load.")
     current: CurrentAllocation | None = Field(None, description="Current allocation, if any.")
-    min_replicas: int = Field(0, ge=0, description="Never fewer replicas (0 allows scale to zero).")
-    max_replicas: int | None = Field(None, ge=1, description="Never more replicas (none: no cap).")
+    min_replicas: int = Field(
+        0, ge=0, le=MAX_REPLICAS, description="Never fewer replicas (0 allows scale to zero)."
+    )
+    max_replicas: int | None = Field(
+        None, ge=1, le=MAX_REPLICAS, description="Never more replicas (none: no cap)."
+    )
     keep_accelerator: bool = Field(
         False, description="Only the current accelerator may be chosen."
     )
     max_batch: int | None = Field(
-        None, ge=1, description="Fixed max batch size (overrides the search)."
+        None, ge=1, le=MAX_BATCH, description="Fixed max batch size (overrides the search)."
     )
     max_queue: int | None = Field(
-        None, ge=0, description="Waiting-queue bound per replica (default: the queue model's)."
+        None, ge=0, le=MAX_QUEUE,
+        description="Waiting-queue bound per replica (default: the queue model's).",
     )
     time_scale: dict[str, Annotated[float, Field(gt=0)]] = Field(
         default_factory=dict, description="Online correction by accelerator: this server's "
@@ -209,7 +236,7 @@ class FleetSpec(Document):
 
     description: str = Field("", description="Free text: what this fleet is, where figures come from.")
     accelerators: list[Accelerator] = Field(min_length=1, description="Allocatable units.")
-    capacity: dict[str, Annotated[int, Field(ge=0)]] = Field(
+    capacity: dict[str, Annotated[int, Field(ge=0, le=MAX_CARDS)]] = Field(
         default_factory=dict,
         description="Cards available per card type; a type not listed has none.",
     )

@@ -30,6 +30,7 @@ from specs.documents import (
 )
 from specs.errors import SpecError
 from specs.jsonnode import D, Node, build_document, read_json
+from specs.limits import MAX_RATE_RPS
 from specs.plan import Plan
 
 PART_FILES = {
@@ -140,6 +141,11 @@ def _read_servers(part: Node) -> list[tuple[Server, Node]]:
         if load_node is None:
             raise n.error("missing field 'currentAlloc.load' (arrivalRate, avgInTokens, avgOutTokens)")
         rate_rpm = load_node.field("arrivalRate", float, 0.0)
+        if rate_rpm > 60.0 * MAX_RATE_RPS:
+            raise load_node.error(
+                f"expected at most {60.0 * MAX_RATE_RPS:.0f} requests per minute, got "
+                f"{rate_rpm!r}", hint="an upper bound of fleetplan's documents, see "
+                "specs/limits.py", key="arrivalRate")
         load = _build(
             Load, load_node, arrival_rate_rps=rate_rpm / 60.0,
             in_tokens=load_node.field("avgInTokens", float, 0.0),

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from specs.errors import SpecError
+from specs.errors import SpecError, pydantic_message
 
 T = TypeVar("T")
 D = TypeVar("D", bound=BaseModel)
@@ -143,4 +143,5 @@ def build_document(cls: type[D], node: Node, field_names: dict[str, str], **valu
         first = exc.errors()[0]
         loc = [str(p) for p in first["loc"] if not isinstance(p, int)]
         key = ".".join(field_names.get(p, p) for p in loc) or None
-        raise node.error(first["msg"], key=key) from None
+        message, hint = pydantic_message(first)
+        raise node.error(message, hint=hint, key=key) from None

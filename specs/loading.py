@@ -3,6 +3,9 @@
 `load_fleet(path)` accepts a native document, an inferno `system-data.json` envelope or a
 directory of inferno's part files, and returns a `LoadedFleet` (the native `FleetSpec` and
 which format it came from). Every problem is a `SpecError` naming the file and JSON path.
+`parse_native` validates in pydantic's strict mode: a JSON string is not a number ("3"
+for an integer field is an error, not 3), a fraction is not an integer, 0/1 are not
+booleans; an integer is a number. Upper bounds are in `specs.limits`.
 `write_json_atomic` writes through a temporary file and a rename, so a failed run never
 leaves a half-written output.
 
@@ -21,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from specs.documents import FleetSpec
-from specs.errors import SpecError, json_path
+from specs.errors import SpecError, json_path, pydantic_message
 from specs.inferno import is_inferno_envelope, read_inferno_directory, read_inferno_envelope
 from specs.jsonnode import read_json
 
@@ -41,20 +44,15 @@ def validation_error(exc: ValidationError, file: Path | None) -> SpecError:
     """The first pydantic error as a `SpecError` with a JSON path."""
     first = exc.errors()[0]
     loc = list(first["loc"])
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = f"unknown field {loc[-1]!r}"
-    elif first["type"] == "missing":
-        message = f"missing field {loc[-1]!r}"
-    elif "input" in first and first["type"] not in ("value_error",):
-        message = f"{message}, got {first['input']!r}"
-    return SpecError(message, json_path=json_path(loc), file=file)
+    message, hint = pydantic_message(first)
+    return SpecError(message, json_path=json_path(loc), file=file, hint=hint)
 
 
 def parse_native(document: Any, file: Path | None, model: type[BaseModel] = FleetSpec) -> Any:
-    """Validate a parsed JSON document as a native `model` (a `FleetSpec` by default)."""
+    """Validate a parsed JSON document as a native `model` (a `FleetSpec` by default),
+    strictly (see the module docstring)."""
     try:
-        return model.model_validate(document)
+        return model.model_validate(document, strict=True)
     except ValidationError as exc:
         raise validation_error(exc, file) from None
     except SpecError as exc:

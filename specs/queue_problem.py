@@ -12,8 +12,9 @@ from pathlib import Path
 
 from pydantic import Field
 
-from specs.documents import Document, NonNegFloat
+from specs.documents import Document, NonNegFloat, Tokens
 from specs.jsonnode import Node, build_document, read_json
+from specs.limits import MAX_BATCH, MAX_QUEUE, MAX_RATE_RPS, MAX_TOKENS
 
 _KEYS = {
     "rate_rps": "RPS", "max_batch": "maxBatchSize", "max_queue": "maxQueueSize",
@@ -26,15 +27,15 @@ _KEYS = {
 class QueueProblem(Document):
     """One replica's queueing problem: profile, load, batch and queue limits, targets."""
 
-    rate_rps: NonNegFloat = Field(description="Arrival rate, requests/second.")
-    max_batch: int = Field(ge=1, description="Max batch size.")
-    max_queue: int = Field(ge=0, description="Max waiting requests.")
-    in_tokens: NonNegFloat = Field(description="Mean input tokens.")
-    out_tokens: float = Field(ge=1, description="Mean output tokens.")
+    rate_rps: float = Field(ge=0, le=MAX_RATE_RPS, description="Arrival rate, requests/second.")
+    max_batch: int = Field(ge=1, le=MAX_BATCH, description="Max batch size.")
+    max_queue: int = Field(ge=0, le=MAX_QUEUE, description="Max waiting requests.")
+    in_tokens: Tokens = Field(description="Mean input tokens.")
+    out_tokens: float = Field(ge=1, le=MAX_TOKENS, description="Mean output tokens.")
     alpha_ms: NonNegFloat = Field(description="Fixed iteration time, ms.")
     beta_ms: NonNegFloat = Field(description="Per-token iteration time, ms.")
     gamma_ms: NonNegFloat = Field(description="Per-token-per-context-token time, ms.")
-    token_budget: int = Field(8192, ge=1, description="Tokens per iteration.")
+    token_budget: int = Field(8192, ge=1, le=MAX_TOKENS, description="Tokens per iteration.")
     target_ttft_ms: NonNegFloat = Field(0.0, description="TTFT target (0: none).")
     target_itl_ms: NonNegFloat = Field(0.0, description="ITL target (0: none).")
     target_tps: NonNegFloat = Field(0.0, description="Tokens/s target (0: none).")

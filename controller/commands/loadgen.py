@@ -81,10 +81,11 @@ def _add_request_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--class-mix", help="random classes 'name=weight,name=weight'")
     p.add_argument("--spec", help="fleet spec whose class targets the report checks")
     p.add_argument("--model", help="model name sent in requests and used for the spec's targets")
-    p.add_argument("--endpoint", choices=("completions", "chat"), default="completions")
+    p.add_argument("--endpoint", choices=("completions", "chat"), default="completions",
+                   help="API to call: /v1/completions or /v1/chat/completions")
     p.add_argument("--prompt-format", choices=("ids", "text"), default="ids",
                    help="prompt as token ids (exact length) or text (completions only)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--request-timeout", type=float, default=300.0, help="per request, s")
     p.add_argument("--drain-timeout", type=float, default=30.0,
                    help="wait at most S s for requests in flight at the end")

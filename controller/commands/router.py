@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from controller.commands.argtypes import non_negative_int, positive_float
+from controller.commands.helptext import RawDescriptionDefaultsFormatter
 from serving.discovery import FileSource, PlanSource
 from serving.router import RouterState, SourceFactory, build_state, serve
 from serving.router_config import SESSION_HEADER, RouterSettings
@@ -30,17 +31,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `router` sub-command."""
     p = subparsers.add_parser(
         "router", help="route OpenAI requests over the replicas of every model",
-        description="Reverse proxy for /v1/completions, /v1/chat/completions and /v1/models "
-        "that spreads requests over the replicas serving each model, by policy.",
+        description=DESCRIPTION, epilog=BACKENDS_FORMAT,
+        formatter_class=RawDescriptionDefaultsFormatter,
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind")
     p.add_argument("--port", type=non_negative_int, default=8080,
-                   help="port (default 8080; 0 picks a free one)")
+                   help="port (0 picks a free one)")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--backends", metavar="FILE", help="backends JSON file (reloaded)")
-    source.add_argument("--plan", metavar="URL", help="controller plan endpoint (polled)")
+    source.add_argument("--backends", metavar="FILE",
+                        help="backends JSON document (format below; re-read when it changes)")
+    source.add_argument("--plan", metavar="URL",
+                        help="controller plan endpoint serving the same document, e.g. "
+                        "http://127.0.0.1:8080/plan (polled)")
     source.add_argument("--kubernetes", metavar="SELECTOR",
-                        help="label selector of the Pods to route to")
+                        help="label selector of the Pods to route to, e.g. "
+                        "app.kubernetes.io/part-of=fleetplan")
     p.add_argument("--policy", choices=POLICY_NAMES,
                    help="policy for models the config does not name (default: least_loaded "
                    "when backends carry a weight or max batch, as a plan's do, else "
@@ -52,6 +57,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+DESCRIPTION = """\
+Reverse proxy for /v1/completions, /v1/chat/completions and /v1/models that
+spreads requests over the replicas serving each model, by policy. Backends come
+from --backends FILE, --plan URL or --kubernetes SELECTOR; with none, workers
+register themselves (POST /router/backends). Also serves /health, /healthz,
+/readyz (503 while no backend is healthy), /metrics and GET /router/backends."""
+
+BACKENDS_FORMAT = """\
+backends document (--backends FILE; also what --plan URL serves):
+  {"backends": [
+     {"url": "http://127.0.0.1:8001", "model": "llama_3_1_8b",
+      "variant": "llama-h100", "weight": 0.75, "max_batch": 64},
+     {"url": "http://127.0.0.1:8002", "model": "llama_3_1_8b",
+      "variant": "llama-l4", "weight": 0.25, "max_batch": 16,
+      "service_class": "batch"}],
+   "policies": {"llama_3_1_8b": "least_loaded"}}
+  url, model       required: base URL (http or https) and the model requests name
+  variant          Deployment name (default: the URL); replicas of one variant
+                   must carry the same weight
+  weight           the variant's share of the model's requests (>= 0)
+  max_batch        requests the replica runs at once (least_loaded divides by it)
+  service_class    serve only this class's requests (default: any class)
+  policies         a routing policy per model (optional)
+Other top-level keys are ignored; other per-backend keys are kept. A bad
+document is reported with its JSON path (exit 2 at start-up). See docs/router.md."""
+
+
 def _add_behaviour(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-retries", type=non_negative_int, default=2,
                    help="attempts on other replicas after a failure before the first byte")
@@ -59,22 +91,23 @@ def _add_behaviour(p: argparse.ArgumentParser) -> None:
                    help="429 when every candidate has this many requests in flight (0: off)")
     p.add_argument("--tenant-header", help="enable per-tenant fair share keyed on this header")
     p.add_argument("--session-header", default=SESSION_HEADER,
-                   help=f"session key for session_affinity (default {SESSION_HEADER})")
+                   help="header holding the session key for session_affinity")
     p.add_argument("--p2c-metric", choices=("outstanding", "latency"), default="outstanding",
-                   help="what power_of_two compares")
+                   help="what power_of_two compares: requests in flight or latency")
     p.add_argument("--cache-size", type=non_negative_int, default=0,
-                   help="exact-match response cache entries (default 0: off)")
+                   help="exact-match response cache entries (0: off)")
     p.add_argument("--cache-ttl", type=positive_float, default=60.0, help="cache TTL, s")
     p.add_argument("--health-interval", type=positive_float, default=2.0,
                    help="seconds between health checks")
     p.add_argument("--heartbeat-timeout", type=positive_float, default=10.0,
-                   help="default heartbeat deadline of registered workers, s")
+                   help="heartbeat deadline of a registered worker that sends no ttl_s, s")
     p.add_argument("--poll-interval", type=positive_float, default=1.0,
                    help="seconds between reads of the backends source")
     p.add_argument("--seed", type=int, help="seed of the randomised policies")
     p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                    help="event loop (auto: uvloop when installed)")
-    p.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    p.add_argument("--log-level", default="WARNING",
+                   help="logging level: DEBUG, INFO, WARNING or ERROR")
 
 
 def _add_kubernetes(p: argparse.ArgumentParser) -> None:
@@ -83,10 +116,14 @@ def _add_kubernetes(p: argparse.ArgumentParser) -> None:
                    "port named 'http', else the first)")
     p.add_argument("--kubernetes-api", metavar="URL",
                    help="API server URL without auth (default: in-cluster, then kubeconfig)")
-    p.add_argument("--model-label", default="fleetplan.io/model")
-    p.add_argument("--variant-label", default="fleetplan.io/variant")
-    p.add_argument("--weight-annotation", default="fleetplan.io/router-weight")
-    p.add_argument("--class-label", default="fleetplan.io/service-class")
+    p.add_argument("--model-label", default="fleetplan.io/model",
+                   help="Pod label naming the model a Pod serves")
+    p.add_argument("--variant-label", default="fleetplan.io/variant",
+                   help="Pod label naming the Pod's variant (its Deployment)")
+    p.add_argument("--weight-annotation", default="fleetplan.io/router-weight",
+                   help="Pod annotation carrying the variant's router weight")
+    p.add_argument("--class-label", default="fleetplan.io/service-class",
+                   help="Pod label that restricts a Pod to one service class")
 
 
 def _model_policies(items: list[str]) -> dict[str, str]:

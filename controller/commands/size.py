@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("problem", help="problem document (JSON)")
     parser.add_argument(
         "--queue-model", default=DEFAULT_QUEUE_MODEL,
-        help=f"queue model: {', '.join(queue_model_names())} (default {DEFAULT_QUEUE_MODEL})",
+        help=f"queue model: {', '.join(queue_model_names())}",
     )
     parser.add_argument(
         "--mode", choices=sorted(MODES), default="optimize",

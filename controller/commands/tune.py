@@ -55,11 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="queue model (default: the spec's, else "
                         f"{DEFAULT_QUEUE_MODEL})")
     parser.add_argument("--ttft-noise", type=_relative, default=noise.ttft,
-                        help=f"relative noise of mean TTFT (default {noise.ttft})")
+                        help="relative noise of mean TTFT")
     parser.add_argument("--itl-noise", type=_relative, default=noise.itl,
-                        help=f"relative noise of mean ITL (default {noise.itl})")
+                        help="relative noise of mean ITL")
     parser.add_argument("--running-noise", type=_relative, default=noise.running,
-                        help=f"relative noise of the mean running batch (default {noise.running})")
+                        help="relative noise of the mean running batch")
     parser.add_argument("--no-running", action="store_true",
                         help="ignore the running batch even where it is recorded")
     parser.add_argument("--output-spec", help="write the spec with tuned profiles merged in "

@@ -35,9 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Local workers + router + collector + controller + load generator on a "
         "built-in schedule; live view; report with plots and the decision log in DIR.")
     parser.add_argument("--duration", type=_duration, default=300.0,
-                        help="length of the load schedule, s (default 300)")
+                        help="length of the load schedule, s")
     parser.add_argument("-o", "--output", default="fleetplan-run",
-                        help="output folder (default ./fleetplan-run/)")
+                        help="output folder")
     parser.add_argument("--period", type=float, default=None,
                         help="control period, s (default: duration / 30, between 5 and 15)")
     parser.add_argument("--seed", type=int, default=0, help="load generator seed")

@@ -14,7 +14,12 @@ import sys
 
 from controller.commands.argtypes import non_negative_int, positive_int
 from serving.worker import serve
-from serving.worker_config import DEFAULT_MAX_TOKENS, WorkerSettings, worker_settings
+from serving.worker_config import (
+    DEFAULT_MAX_MODEL_LEN,
+    DEFAULT_MAX_TOKENS,
+    WorkerSettings,
+    worker_settings,
+)
 from specs.loading import load_fleet
 
 
@@ -29,9 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--accelerator", required=True, help="accelerator of the profile")
     parser.add_argument("--spec", required=True,
                         help="fleet spec: native document, inferno system-data.json or directory")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind")
     parser.add_argument("--port", type=non_negative_int, default=8000,
-                        help="port (default 8000; 0 picks a free one)")
+                        help="port (0 picks a free one)")
     parser.add_argument("--max-batch", type=positive_int,
                         help="max requests running at once (default: the profile's max_batch; "
                         "POST /admin/max_batch changes it live)")
@@ -46,9 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "are prefilled in chunks under it, after one token per decoding request "
                         "(default: the profile's token_budget, 8192 unless the spec sets it; "
                         "POST /admin/token_budget changes it live)")
+    parser.add_argument("--max-model-len", type=positive_int,
+                        help="context length: the longest request (prompt + output tokens) "
+                        "accepted, reported by /v1/models; longer ones get 400 (default: "
+                        f"{DEFAULT_MAX_MODEL_LEN}, or the KV capacity where smaller)")
     parser.add_argument("--served-model-name", help="model name in the API (default: --model)")
     parser.add_argument("--default-max-tokens", type=positive_int, default=DEFAULT_MAX_TOKENS,
-                        help=f"output tokens when a request sets none (default {DEFAULT_MAX_TOKENS})")
+                        help="output tokens when a request sets none")
     parser.set_defaults(func=run)
 
 
@@ -60,6 +69,7 @@ def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
         max_batch=args.max_batch, max_queue=args.max_queue,
         kv_capacity_tokens=args.kv_capacity_tokens, token_budget=args.token_budget,
         served_model_name=args.served_model_name, default_max_tokens=args.default_max_tokens,
+        max_model_len=args.max_model_len,
     )
 
 

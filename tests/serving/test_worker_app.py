@@ -67,7 +67,7 @@ def test_chat_streaming_one_event_per_token() -> None:
     ({"prompt": "x", "n": 2}, 400, "n = 1"),
     ({"max_tokens": 3}, 400, "prompt"),
     ({"prompt": "x", "model": "other"}, 404, "does not exist"),
-    ({"prompt": [1] * 200_000}, 400, "KV"),
+    ({"prompt": [1] * 200_000}, 400, "maximum context length"),
 ])
 def test_bad_requests(body: dict, status: int, words: str) -> None:
     async def scenario() -> None:
