@@ -50,6 +50,14 @@ class LoopOptions(_Doc):
     stale_after_s: float = Field(180.0, gt=0, description="Metrics older than this are "
                                  "treated as missing, s.")
     forecaster: str = Field("holt", description="Forecaster: " + ", ".join(FORECASTERS.names()))
+    forecast_half_life_s: float | None = Field(
+        None, gt=0, description="Level half-life of the forecaster (holt: the trend's is "
+        "twice it), s; none: the forecaster's own (holt: 60 s). Shorter follows a fall "
+        "sooner and a noisy rate more.")
+    rate_margin_z: float = Field(
+        0.0, ge=0, le=5, description="Size for the measured rate plus this many standard "
+        "deviations of its counting noise, sqrt(rate / window) (0: the rate itself). For "
+        "short collector windows, where a window holds few requests.")
     stabilizer: str = Field("hysteresis", description="Stabiliser: " +
                             ", ".join(STABILIZERS.names()))
     stabilizer_options: StabilizerOptions = Field(default_factory=StabilizerOptions,

@@ -32,7 +32,7 @@ any further numbers, e.g. seasonal indices) and register it in `FORECASTERS`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -158,6 +158,24 @@ FORECASTERS.register("last_value", LastValue())
 def forecaster_names() -> list[str]:
     """Registered forecaster names, sorted."""
     return FORECASTERS.names()
+
+
+def with_half_life(forecaster: Forecaster, half_life_s: float | None) -> Forecaster:
+    """`forecaster` with its level half-life set (and its trend's at twice it), for
+    forecasters that have one (`Holt`); unchanged when `half_life_s` is None."""
+    if half_life_s is None or not isinstance(forecaster, Holt):
+        return forecaster
+    return replace(forecaster, level_half_life_s=half_life_s, trend_half_life_s=2 * half_life_s)
+
+
+def upper_rate(rate_rps: float, window_s: float, z: float) -> float:
+    """An upper confidence bound on a rate counted over `window_s`: arrivals counted in a
+    window are about Poisson, so the count n has a standard deviation of sqrt(n), and the
+    rate one of sqrt(rate / window). `z` standard deviations above (0: the rate itself).
+    Matters for short windows (10 s at 3 req/s: +/-18%), barely for long ones."""
+    if z <= 0 or rate_rps <= 0 or window_s <= 0:
+        return rate_rps
+    return rate_rps + z * math.sqrt(rate_rps / window_s)
 
 
 def sizing_rate(forecaster: Forecaster, series: Series, current: float,

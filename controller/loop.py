@@ -38,7 +38,7 @@ from actuator.base import Actuator, ActuatorUnavailable, FleetState
 from collector.snapshot import FleetSnapshot, SourceStatus
 from controller.config import LoopOptions
 from controller.correction import CorrectionState, correct, observations, with_corrections
-from controller.forecast import FORECASTERS, Series, sizing_rate
+from controller.forecast import FORECASTERS, Series, sizing_rate, upper_rate, with_half_life
 from controller.safety import (
     enforce_min_replicas,
     hold_servers,
@@ -203,7 +203,8 @@ class ControlLoop:
         if not loads:
             return self._held(watch, base, [error or "no server has fresh metrics"], self.state)
         with watch("forecast"):
-            forecasts, forecast_rps, sizing = self._forecast(loads, now)
+            forecasts, forecast_rps, sizing = self._forecast(loads, now,
+                                                             _windows(snapshot))
         with watch("tune"):
             tuner_state, spec, count = self._tune(snapshot, fleet)
         spec = self._spec_for(spec, sizing, running)
@@ -281,9 +282,10 @@ class ControlLoop:
                 out[server.name] = self._last_load(server.name, server.load)
         return out
 
-    def _forecast(self, loads: dict[str, Load], now: float,
+    def _forecast(self, loads: dict[str, Load], now: float, windows: dict[str, float],
                   ) -> tuple[dict[str, Series], dict[str, float], dict[str, Load]]:
-        forecaster = FORECASTERS.get(self.options.forecaster)
+        forecaster = with_half_life(FORECASTERS.get(self.options.forecaster),
+                                    self.options.forecast_half_life_s)
         series = dict(self.state.forecasts)
         forecast_rps: dict[str, float] = {}
         sizing: dict[str, Load] = {}
@@ -291,8 +293,10 @@ class ControlLoop:
             series[server] = forecaster.update(series.get(server), now, load.arrival_rate_rps)
             forecast_rps[server] = round(forecaster.predict(series[server],
                                                             self.options.startup_s), 6)
-            rate = sizing_rate(forecaster, series[server], load.arrival_rate_rps,
-                               self.options.startup_s)
+            current = upper_rate(load.arrival_rate_rps,
+                                 windows.get(server, self.options.period_s),
+                                 self.options.rate_margin_z)
+            rate = sizing_rate(forecaster, series[server], current, self.options.startup_s)
             sizing[server] = load.model_copy(update={"arrival_rate_rps": round(rate, 6)})
         return series, forecast_rps, sizing
 
@@ -395,6 +399,15 @@ def _current(server: str, running: list[RunningVariant]) -> CurrentAllocation | 
     top = max(mine, key=lambda v: (v.replicas, v.accelerator))
     return CurrentAllocation(accelerator=top.accelerator, replicas=top.replicas,
                              max_batch=top.max_batch)
+
+
+def _windows(snapshot: FleetSnapshot) -> dict[str, float]:
+    """Each server's measurement window, s (its variants' longest)."""
+    out: dict[str, float] = {}
+    for v in snapshot.variants:
+        if v.server is not None:
+            out[v.server] = max(out.get(v.server, 0.0), v.window_s)
+    return out
 
 
 def _tuned(state: TunerState) -> list[TunedParameters]:

@@ -202,3 +202,12 @@ def test_state_file_with_old_pending_scale_downs_loads(spec, tmp_path):
     report = again.tick()
     assert report.tick == 2 and report.status == "applied"
     assert StateFile(path).load().stabilizer.history
+
+
+def test_rate_margin_sizes_above_the_measured_rate(spec):
+    loop, *_ = make(spec, rate_margin_z=2.0, period_s=10.0)
+    report = loop.tick()
+    for server, load in report.measured.items():
+        window = 10.0  # the fake source reports no variants: the period stands in
+        expected = load.arrival_rate_rps + 2.0 * (load.arrival_rate_rps / window) ** 0.5
+        assert report.sizing[server].arrival_rate_rps == pytest.approx(expected, rel=1e-4)

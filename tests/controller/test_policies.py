@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from controller.config import LoopOptions
-from controller.forecast import FORECASTERS, Holt, LastValue, sizing_rate
+from controller.forecast import (
+    FORECASTERS,
+    Holt,
+    LastValue,
+    sizing_rate,
+    upper_rate,
+    with_half_life,
+)
 from controller.stabilize import (
     STABILIZERS,
     StabilizeInput,
@@ -255,3 +262,18 @@ def test_state_from_before_the_window_loads_and_waits_a_full_delay(spec):
     finals = run_window(spec, 5, [3, 3, 3, 3, 3], StabilizerOptions(scale_down_delay_s=120),
                         state)
     assert finals == [5, 5, 5, 5, 3]
+
+
+def test_upper_rate_adds_counting_noise_for_short_windows_only():
+    assert upper_rate(3.0, 10.0, 0.0) == 3.0
+    assert upper_rate(3.0, 10.0, 1.5) == pytest.approx(3.0 + 1.5 * (0.3 ** 0.5))
+    assert upper_rate(3.0, 600.0, 1.5) < 3.0 * 1.06
+    assert upper_rate(0.0, 10.0, 1.5) == 0.0
+
+
+def test_a_shorter_half_life_follows_a_fall_sooner():
+    points = [(t, 6.0) for t in range(0, 100, 10)] + [(t, 1.0) for t in range(100, 160, 10)]
+    slow, fast = Holt(), with_half_life(Holt(), 10.0)
+    assert fast.level_half_life_s == 10.0 and fast.trend_half_life_s == 20.0
+    assert with_half_life(LastValue(), 10.0) == LastValue()
+    assert fast.predict(feed(fast, points), 20.0) < 1.5 < slow.predict(feed(slow, points), 20.0)
