@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from controller.commands.evaluate import default_cache_dir
 from controller.embedded.session import UpOptions, run_session
 from controller.embedded.view import LiveView
 
@@ -41,6 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--period", type=float, default=None,
                         help="control period, s (default: duration / 30, between 5 and 15)")
     parser.add_argument("--seed", type=int, default=0, help="load generator seed")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="folder keeping measured capacity tables between runs (default: "
+                        "$XDG_CACHE_HOME/fleetplan/capacity, else ~/.cache/fleetplan/capacity)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="measure capacity tables afresh and keep them in memory only")
     parser.set_defaults(func=run)
 
 
@@ -50,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
 
     period = args.period or min(max(args.duration / 30.0, 5.0), 15.0)
     options = UpOptions(duration_s=args.duration, out_dir=Path(args.output), period_s=period,
-                        startup_s=2 * period, scale_down_delay_s=3 * period, seed=args.seed)
+                        startup_s=2 * period, scale_down_delay_s=6 * period, seed=args.seed,
+                        cache_dir=None if args.no_cache else (args.cache_dir or
+                                                             default_cache_dir()))
     logging.getLogger("serving").setLevel(logging.ERROR)  # replicas come and go by design
     console = Console()
     view = LiveView(console)

@@ -1,7 +1,10 @@
 """The built-in example of `fleetplan up`: a small heterogeneous fleet and a load schedule.
 
-One model (llama_3_1_8b) for two service classes (`premium`: mean TTFT 2 s, ITL 100 ms;
-`standard`: TTFT 4 s, ITL 300 ms) on H100, A100 and L4 units. The profiles are the
+One model (llama_3_1_8b) for two service classes (`premium`: TTFT 2 s and ITL 100 ms for
+99% of requests; `standard`: 4 s and 300 ms for 99%) on H100, A100 and L4 units, sized
+with `capacity-table` (replays of each class's own arrivals, `workload_sample`) by the
+heterogeneous milp; a class the capacity cannot serve whole gets what is left, in
+priority order (saturation policy `PriorityExhaustive`), rather than nothing. The profiles are the
 heterogeneous example's (specs/examples/heterogeneous-fleet.json) slowed `SLOWDOWN` times,
 so a replica saturates at a few requests per second and the whole closed loop (workers,
 router, load) fits on a laptop's CPU; prices are the example's.
@@ -17,6 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from queue_models.workload_sample import WorkloadSample
 from workloads.arrivals import RateSchedule
 
 SLOWDOWN = 12.0
@@ -30,6 +36,7 @@ _PROFILES = (  # the heterogeneous example's llama_3_1_8b profiles (alpha, beta,
     ("A100", 10.6576, 0.06942, 8.145e-05, 256),
     ("L4", 72.4717, 0.179, 0.0005539, 32),
 )
+_P99 = {"ttft_statistic": "p99", "itl_statistic": "p99"}
 _UNITS = (("H100", 8.22, 80), ("A100", 4.6, 80), ("L4", 0.81, 24))
 
 # (fraction of the duration, total rate req/s): ramp, plateau, burst, fall
@@ -44,23 +51,34 @@ def fleet_document() -> dict[str, Any]:
         f"specs/examples/heterogeneous-fleet.json slowed {SLOWDOWN:g}x for local emulation.",
         "accelerators": [{"name": n, "card_type": n, "multiplicity": 1, "cost_per_hour": c,
                           "memory_gb": m} for n, c, m in _UNITS],
-        "capacity": {"H100": 3, "A100": 6, "L4": 12},
+        "capacity": {"H100": 6, "A100": 6, "L4": 12},
         "profiles": [{"model": MODEL, "accelerator": n, "alpha_ms": a * SLOWDOWN,
                       "beta_ms": b * SLOWDOWN, "gamma_ms": g * SLOWDOWN, "max_batch": mb}
                      for n, a, b, g, mb in _PROFILES],
         "service_classes": [
             {"name": "premium", "priority": 1,
-             "targets": [{"model": MODEL, "ttft_ms": 2000, "itl_ms": 100}]},
+             "targets": [{"model": MODEL, "ttft_ms": 2000, "itl_ms": 100, **_P99}]},
             {"name": "standard", "priority": 2,
-             "targets": [{"model": MODEL, "ttft_ms": 4000, "itl_ms": 300}]},
+             "targets": [{"model": MODEL, "ttft_ms": 4000, "itl_ms": 300, **_P99}]},
         ],
         "servers": [
             {"name": name, "model": MODEL, "service_class": name, "min_replicas": 1,
              "load": {"arrival_rate_rps": 0.5, "in_tokens": IN_TOKENS,
                       "out_tokens": OUT_TOKENS}}
             for name in sorted(CLASS_MIX)],
-        "optimizer": {"solver": "greedy"},
+        "optimizer": {"solver": "milp", "heterogeneous": True,
+                      "queue_model": "capacity-table",
+                      "saturation_policy": "PriorityExhaustive"},
     }
+
+
+def workload_sample(requests: int = 2000, seed: int = 0) -> WorkloadSample:
+    """What each class receives, as the load generator sends it: Poisson arrivals (one
+    class of a Poisson stream split at random is Poisson) of fixed-size requests."""
+    rng = np.random.default_rng(seed)
+    offsets = np.cumsum(rng.exponential(1.0, requests))
+    return WorkloadSample.of("up-example", offsets - offsets[0], [IN_TOKENS] * requests,
+                             [OUT_TOKENS] * requests)
 
 
 def schedule(duration_s: float) -> RateSchedule:

@@ -2,7 +2,9 @@
 
 `run_session(options, view)` runs everything in one asyncio program:
 
-1. writes the example fleet to `DIR/fleet.json` and builds the loop (local workers as
+1. writes the example fleet to `DIR/fleet.json`, measures its capacity tables (kept in
+   `UpOptions.cache_dir` between runs, so only the first run spends the half minute or
+   so) and builds the loop (local workers as
    the actuator, the scrape collector, the tuner, the hysteresis stabiliser, the decision
    log `DIR/decisions.jsonl` and state `DIR/state.json`);
 2. serves the controller's endpoints on a free port and runs a first tick (workers start);
@@ -35,13 +37,25 @@ from collector.scrape import ScrapeCollector
 from controller.config import LoopOptions
 from controller.daemon import Daemon, start_http
 from controller.decision_log import DecisionLog, FileRecorder
-from controller.embedded.example import CLASS_MIX, IN_TOKENS, MODEL, OUT_TOKENS, fleet_document
+from controller.embedded.example import (
+    CLASS_MIX,
+    IN_TOKENS,
+    MODEL,
+    OUT_TOKENS,
+    fleet_document,
+    workload_sample,
+)
 from controller.embedded.example import schedule as example_schedule
-from controller.loop import ControlLoop, LoopParts
+from controller.loop import ControlLoop, LoopParts, Optimizer
 from controller.stabilize import StabilizerOptions
 from controller.state import StateFile
 from controller.tick import TickReport
 from controller.wiring import FleetScrapeSource, local_actuator
+from optimizer.api import optimize
+from optimizer.candidates import CandidateGenerator
+from queue_models.capacity_cache import CapacityCache
+from queue_models.capacity_model import CapacityTableModel
+from queue_models.capacity_sizing import CalibrationOptions
 from serving.discovery import PlanSource
 from serving.loadclient import ClientOptions, RequestResult
 from serving.loadgen import LoadGenerator, LoadOptions
@@ -62,8 +76,10 @@ class UpOptions:
     out_dir: Path = Path("fleetplan-run")
     period_s: float = 10.0
     startup_s: float = 20.0
-    scale_down_delay_s: float = 30.0
+    scale_down_delay_s: float = 60.0
     seed: int = 0
+    cache_dir: Path | None = None
+    """Where capacity tables are kept between runs (None: in memory only)."""
 
 
 @dataclass(frozen=True)
@@ -97,8 +113,26 @@ class SessionResult:
 View = Callable[[SessionResult], None]
 
 
-def _loop(spec: FleetSpec, spec_path: Path, options: UpOptions) -> tuple[ControlLoop,
-                                                                         Actuator]:
+RATE_MARGIN_Z = 1.5
+"""The demo's windows are one short period (tens of requests per class): size for the
+rate 1.5 standard deviations of counting noise above the measured one."""
+
+CALIBRATION = CalibrationOptions(requests=1500, pool_sizes=(1, 2, 4, 8))
+"""Capacity tables of the example: shorter replays than the default (its requests are
+all alike) and pools up to its capacity."""
+
+
+def sizing_generator(spec: FleetSpec, cache_dir: Path | None) -> CandidateGenerator:
+    """capacity-table with each class's workload sample and the spec's profiles as the
+    reference the tuner's estimates are scaled against."""
+    model = CapacityTableModel(CALIBRATION, CapacityCache(cache_dir))
+    sample = workload_sample()
+    return CandidateGenerator(model, workloads={s.name: sample for s in spec.servers},
+                              profiled={(p.model, p.accelerator): p for p in spec.profiles})
+
+
+def _loop(spec: FleetSpec, spec_path: Path, options: UpOptions,
+          generator: CandidateGenerator) -> tuple[ControlLoop, Actuator]:
     out = options.out_dir
     workers = local_actuator(spec_path, out / "workers")
     source = FleetScrapeSource(ScrapeCollector(CollectorConfig(window_s=options.period_s)))
@@ -106,10 +140,12 @@ def _loop(spec: FleetSpec, spec_path: Path, options: UpOptions) -> tuple[Control
 
     parts = LoopParts(spec=spec, metrics=source, actuator=workers, clock=SystemClock(),
                       tuner=Tuner(), recorder=FileRecorder(DecisionLog(out / "decisions.jsonl"),
-                                                           StateFile(out / "state.json")))
+                                                           StateFile(out / "state.json")),
+                      optimize=Optimizer({spec.optimizer.queue_model: generator}))
     loop_options = LoopOptions(
         period_s=options.period_s, startup_s=options.startup_s,
         stale_after_s=max(3 * options.period_s, 30.0),
+        forecast_half_life_s=options.period_s, rate_margin_z=RATE_MARGIN_Z,
         stabilizer_options=StabilizerOptions(scale_down_delay_s=options.scale_down_delay_s))
     return ControlLoop(parts, loop_options), workers
 
@@ -193,7 +229,9 @@ async def run_session(options: UpOptions, view: View) -> SessionResult:
     spec_path = options.out_dir / "fleet.json"
     spec_path.write_text(json.dumps(fleet_document(), indent=2) + "\n", encoding="utf-8")
     spec = load_fleet(spec_path).spec
-    loop, workers = _loop(spec, spec_path, options)
+    generator = sizing_generator(spec, options.cache_dir)
+    await asyncio.to_thread(optimize, spec, timer=None, generator=generator)  # calibrate
+    loop, workers = _loop(spec, spec_path, options, generator)
     daemon = Daemon(loop, workers)
     result = SessionResult(spec, options)
     start = time.monotonic()

@@ -24,7 +24,8 @@ def _workers_of(spec: Path) -> list[str]:
 def test_up_short_run(tmp_path):
     out = tmp_path / "run"
     done = subprocess.run([sys.executable, "-m", "controller.cli", "up", "--duration", "45",
-                           "-o", str(out)], capture_output=True, text=True, cwd=REPO,
+                           "-o", str(out), "--cache-dir", str(tmp_path / "cache")],
+                          capture_output=True, text=True, cwd=REPO,
                           timeout=220)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "attainment" in done.stdout and "cost" in done.stdout
