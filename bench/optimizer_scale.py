@@ -38,6 +38,7 @@ from optimizer.api import make_generator  # noqa: E402
 from optimizer.problem import Problem, Solution  # noqa: E402
 from optimizer.registry import get_solver  # noqa: E402
 from specs.documents import FleetSpec  # noqa: E402
+from specs.limits import MAX_CARDS  # noqa: E402
 
 # card type: (price per card-hour, speed relative to H100, memory GB)
 CARDS = {
@@ -154,7 +155,7 @@ def fleet(size: int, seed: int = 1) -> FleetSpec:
             "profiles": _profiles(accelerators),
             "service_classes": classes,
             "servers": servers,
-            "capacity": {card: 10**9 for card in CARDS},
+            "capacity": {card: MAX_CARDS for card in CARDS},
         }
     )
 
