@@ -17,6 +17,7 @@ with a default, so existing models and callers keep working.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -174,6 +175,31 @@ class PreparedQueue(Protocol):
         self, arrival_rate_rps: float, ttft_q: float | None, itl_q: float | None
     ) -> tuple[float, float]:
         """(TTFT, ITL) from one solve, each the mean or the given quantile."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyBounds:
+    """Mean TTFT and ITL at several (queue, rate) pairs, each within its error of what
+    the queue's `latencies_ms(rate, None, None)` gives; an infinite error: no bound."""
+
+    ttft_ms: FloatArray
+    itl_ms: FloatArray
+    ttft_error_ms: FloatArray
+    itl_error_ms: FloatArray
+
+
+@runtime_checkable
+class BoundedMeans(Protocol):
+    """A prepared queue whose mean latencies can also be had fast for many queues of
+    its kind at once, with error bounds: sizing run side by side
+    (`queue_models.lockstep`) decides on them where the bound cannot change a decision,
+    and calls `latencies_ms` elsewhere."""
+
+    def stacked_latency_bounds(
+        self, queues: Sequence[BoundedMeans], rates_rps: Sequence[float]
+    ) -> LatencyBounds:
+        """Mean TTFT and ITL of each queue (all of this one's type) at its rate."""
         ...
 
 

@@ -30,12 +30,20 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import ClassVar
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, cast
 
 import numpy as np
 
-from queue_models.base import FloatArray, IntArray, Performance, ServiceParams
+from queue_models.base import (
+    BoundedMeans,
+    FloatArray,
+    IntArray,
+    LatencyBounds,
+    Performance,
+    ServiceParams,
+)
 from queue_models.chain import (
     BatchChain,
     ChainState,
@@ -44,6 +52,7 @@ from queue_models.chain import (
     token_batch_quantile,
     wait_quantile_ms,
 )
+from queue_models.chain_means import StackedMeans, stacked_means
 
 RATE_EPSILON = 0.001
 """inferno's Epsilon: sizing runs on [eps x mu(1), (1 - eps) x mu(N)]."""
@@ -82,7 +91,8 @@ class _FloatTerms:
 
 @dataclass(frozen=True, slots=True)
 class PreparedChainQueue:
-    """A chain model bound to one `ServiceParams` (implements `PreparedQueue`)."""
+    """A chain model bound to one `ServiceParams` (implements `PreparedQueue` and
+    `BoundedMeans`)."""
 
     params: ServiceParams
     chain: BatchChain
@@ -91,10 +101,29 @@ class PreparedChainQueue:
     prefill: _FloatTerms
     itl: _FloatTerms
     itl_by_batch_ms: FloatArray
+    last: list[ChainState] = field(default_factory=list, compare=False, repr=False)
+    """The last solution (sizing asks for the rate it ends on twice)."""
 
     def solve(self, arrival_rate_rps: float) -> ChainState:
         """The chain's stationary solution at a rate (rps)."""
-        return solve_chain(self.chain, arrival_rate_rps / 1000.0)
+        rate = arrival_rate_rps / 1000.0
+        if self.last and self.last[0].rate_per_ms == rate:
+            return self.last[0]
+        state = solve_chain(self.chain, rate)
+        self.last[:] = [state]
+        return state
+
+    def stacked_latency_bounds(
+        self, queues: Sequence[BoundedMeans], rates_rps: Sequence[float]
+    ) -> LatencyBounds:
+        """Mean TTFT and ITL of each queue at its rate, from the chains' means in O(N)
+        (`queue_models.chain_means`), with bounds on the distance from `latencies_ms`."""
+        chained = cast(list[PreparedChainQueue], queues)
+        if any(type(q) is not PreparedChainQueue for q in chained):
+            raise TypeError("stacked_latency_bounds: every queue must be a PreparedChainQueue")
+        means = stacked_means([q.chain for q in chained], [r / 1000.0 for r in rates_rps])
+        with np.errstate(all="ignore"):  # rows without valid means get no bound anyway
+            return _bounds(chained, means)
 
     def _mean_latencies(self, state: ChainState) -> tuple[float, float, float]:
         """(prefill, ITL, TTFT) means, inferno's mean-field formulas."""
@@ -147,6 +176,41 @@ class PreparedChainQueue:
         """(TTFT, ITL), each mean or quantile, from one solve of the chain."""
         state = self.solve(arrival_rate_rps)
         return self._ttft(state, ttft_q), self._itl(state, itl_q)
+
+
+def _bounds(queues: list[PreparedChainQueue], means: StackedMeans) -> LatencyBounds:
+    """inferno's mean-field TTFT and ITL (as `_mean_latencies`) from stacked means, with
+    error bounds: the means' own, carried through the formulas, plus both computations'
+    rounding; infinite where a mean is not covered or the prefill chunk count (read at
+    the rounded mean batch) is in doubt."""
+    ns, nq, x = means.avg_in_service, means.avg_queued, means.throughput_per_ms
+    rel, tiny = means.rel_error + 64.0 * 2.0**-53, means.abs_error
+    spread = ns * rel + tiny
+    top = np.array([q.params.max_batch for q in queues], dtype=np.float64)
+    index = np.minimum(np.maximum(np.floor(ns + 0.5), 1.0), top)  # _FloatTerms.at's batch
+    sure = index == np.minimum(np.maximum(np.floor(ns - spread + 0.5), 1.0), top)
+    sure &= index == np.minimum(np.maximum(np.floor(ns + spread + 0.5), 1.0), top)
+    terms = [
+        (q.prefill.offset[i], q.prefill.slope[i], q.prefill.constant[i])
+        for q, i in zip(queues, (index.astype(np.int64) - 1).tolist(), strict=True)
+    ]
+    offset, slope, constant = np.array(terms, dtype=np.float64).reshape(len(queues), 3).T
+    out_tokens = np.array([q.params.out_tokens for q in queues], dtype=np.float64)
+    linear = slope * ns
+    pre = np.maximum(offset + linear, 0.0) + constant
+    pre_err = np.abs(slope) * spread + rel * (np.abs(offset) + np.abs(linear) + np.abs(constant))
+    serv, wait = ns / x, nq / x
+    itl = (serv - pre) / out_tokens
+    ttft = wait + pre + itl
+    serv_err = 3.0 * rel * serv + tiny / x
+    itl_err = (serv_err + pre_err + rel * (serv + np.abs(pre))) / out_tokens + rel * np.abs(itl)
+    ttft_err = 3.0 * rel * wait + tiny / x + pre_err + itl_err + rel * (
+        wait + np.abs(pre) + np.abs(itl)
+    )
+    bad = ~(means.valid & sure)
+    return LatencyBounds(
+        ttft, itl, np.where(bad, np.inf, 2.0 * ttft_err), np.where(bad, np.inf, 2.0 * itl_err)
+    )
 
 
 @dataclass(frozen=True, slots=True)
