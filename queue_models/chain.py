@@ -40,7 +40,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import gammaln
 
 from queue_models.base import FloatArray
 
@@ -126,7 +125,9 @@ def make_chain(service_rates_per_ms: FloatArray, max_queue: int) -> BatchChain:
     log_saturated = math.log(rates[-1])
     log_rates = np.concatenate((np.log(rates), np.full(max_queue, log_saturated)))
     states = np.arange(n_batch + max_queue + 1, dtype=np.float64)
-    log_cum_rate = np.concatenate(([0.0], np.cumsum(log_rates)))
+    log_cum_rate = np.empty(states.size)
+    log_cum_rate[0] = 0.0
+    np.cumsum(log_rates, out=log_cum_rate[1:])
     # cumsum adds sequentially: step j rounds by at most u |log_cum_rate[N + j]|
     largest = abs(float(log_cum_rate[n_batch])) + max_queue * abs(log_saturated)
     tail_error = 1.01 * max_queue * _UNIT_ROUNDOFF * largest
@@ -186,6 +187,8 @@ def _poisson_window(size: int, x: float) -> tuple[int, FloatArray]:
     spread = POISSON_WIDTH * (math.sqrt(x) + 1.0)
     first = max(int(x - spread), 0)
     last = min(int(x + spread) + 1, size)
+    from scipy.special import gammaln  # here: importing scipy.special takes ~0.3 s
+
     j = np.arange(first, max(last, first), dtype=np.float64)
     return first, np.exp(j * math.log(x) - x - gammaln(j + 1.0))
 
