@@ -189,17 +189,32 @@ class LatencyBounds:
     itl_error_ms: FloatArray
 
 
+class LatencyStack(Protocol):
+    """Prepared queues of one kind, one row each, whose mean latencies are evaluated
+    for all rows at once (one rate per row)."""
+
+    def bounds(self, rates_rps: FloatArray) -> LatencyBounds:
+        """Mean TTFT and ITL of each row at its rate, with error bounds."""
+        ...
+
+    def take(self, rows: npt.NDArray[np.intp]) -> LatencyStack:
+        """These rows, in this order."""
+        ...
+
+    def extend(self, other: LatencyStack) -> LatencyStack:
+        """These rows, then the other's (of the same kind)."""
+        ...
+
+
 @runtime_checkable
 class BoundedMeans(Protocol):
     """A prepared queue whose mean latencies can also be had fast for many queues of
-    its kind at once, with error bounds: sizing run side by side
-    (`queue_models.lockstep`) decides on them where the bound cannot change a decision,
-    and calls `latencies_ms` elsewhere."""
+    its kind at once, with error bounds: sizings run side by side
+    (`queue_models.lockstep`) decide on them where the bound cannot change a decision,
+    and call `latencies_ms` elsewhere."""
 
-    def stacked_latency_bounds(
-        self, queues: Sequence[BoundedMeans], rates_rps: Sequence[float]
-    ) -> LatencyBounds:
-        """Mean TTFT and ITL of each queue (all of this one's type) at its rate."""
+    def stack(self, queues: Sequence[BoundedMeans]) -> LatencyStack:
+        """Rows of these queues (all of this one's kind)."""
         ...
 
 

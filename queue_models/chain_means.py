@@ -71,44 +71,82 @@ class StackedMeans:
     """Rows the closed form covers (others: solve the chain)."""
 
 
-def _batch_sums(chains: Sequence[BatchChain], log_lam: FloatArray, n_batch: FloatArray
-                ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """(sum w(n), sum n w(n), w(N)) over n = 0..N per row, the largest w scaled to 1."""
-    rows = len(chains)
-    width = int(n_batch.max()) + 1
-    log_cum = np.full((rows, width), np.inf)
-    for row, chain in enumerate(chains):
-        log_cum[row, : chain.max_batch + 1] = chain.log_cum_rate[: chain.max_batch + 1]
-    states = np.arange(width, dtype=np.float64)
-    log_p = np.multiply.outer(log_lam, states)
-    log_p -= log_cum
-    log_p -= log_p.max(axis=1, keepdims=True)
-    weights = np.exp(np.maximum(log_p, _LOG_FLOOR, out=log_p), out=log_p)
-    top = weights[np.arange(rows), n_batch.astype(np.int64)]
-    return weights.sum(axis=1), weights @ states, top
+@dataclass(frozen=True, slots=True)
+class ChainStack:
+    """What `stacked_means` needs of several chains, one row each: log C(n) over the
+    batch states n = 0..N (+inf beyond N, up to the widest chain), and N, Q,
+    log mu(N), the tail's drift bound and C(N). Rows can be taken and appended, so a
+    set of chains stepped together (`queue_models.lockstep`) is gathered only once."""
+
+    log_cum: FloatArray
+    info: FloatArray
+
+    @classmethod
+    def of(cls, chains: Sequence[BatchChain]) -> ChainStack:
+        """The rows of these chains."""
+        width = max(c.max_batch for c in chains) + 1
+        log_cum = np.full((len(chains), width), np.inf)
+        for row, chain in enumerate(chains):
+            log_cum[row, : chain.max_batch + 1] = chain.log_cum_rate[: chain.max_batch + 1]
+        info = np.array(
+            [
+                (c.max_batch, c.max_queue, c.log_saturated_rate, c.tail_log_error,
+                 c.log_cum_rate[c.max_batch])
+                for c in chains
+            ],
+            dtype=np.float64,
+        ).reshape(len(chains), 5)
+        return cls(log_cum, info)
+
+    def take(self, rows: npt.NDArray[np.intp]) -> ChainStack:
+        """These rows, in this order."""
+        return ChainStack(self.log_cum[rows], self.info[rows])
+
+    def extend(self, other: ChainStack) -> ChainStack:
+        """These rows, then the other's."""
+        width = max(self.log_cum.shape[1], other.log_cum.shape[1])
+        return ChainStack(
+            np.concatenate((_widen(self.log_cum, width), _widen(other.log_cum, width))),
+            np.concatenate((self.info, other.info)),
+        )
+
+    def means(self, rates_per_ms: FloatArray) -> StackedMeans:
+        """Throughput, mean in service and mean queued of each row's chain at its rate."""
+        with np.errstate(all="ignore"):  # rows outside the closed form's range: not valid
+            return _means(self, np.asarray(rates_per_ms, dtype=np.float64))
+
+
+def _widen(matrix: FloatArray, width: int) -> FloatArray:
+    """The matrix padded with +inf columns to `width`."""
+    extra = width - matrix.shape[1]
+    if extra <= 0:
+        return matrix
+    return np.concatenate((matrix, np.full((matrix.shape[0], extra), np.inf)), axis=1)
 
 
 def stacked_means(chains: Sequence[BatchChain], rates_per_ms: Sequence[float]) -> StackedMeans:
     """Throughput, mean in service and mean queued of each chain at its rate (> 0)."""
-    with np.errstate(all="ignore"):  # rows outside the closed form's range: not valid
-        return _stacked_means(chains, rates_per_ms)
+    return ChainStack.of(chains).means(np.asarray(rates_per_ms, dtype=np.float64))
 
 
-def _stacked_means(chains: Sequence[BatchChain], rates_per_ms: Sequence[float]
-                   ) -> StackedMeans:
-    info = np.array(
-        [
-            (c.max_batch, c.max_queue, c.log_saturated_rate, c.tail_log_error,
-             c.log_cum_rate[c.max_batch])
-            for c in chains
-        ],
-        dtype=np.float64,
-    ).reshape(len(chains), 5)
-    n_batch, queue, log_mu, tail_error, log_cum_top = info.T
-    lam = np.asarray(rates_per_ms, dtype=np.float64)
+def _batch_sums(stack: ChainStack, log_lam: FloatArray, n_batch: FloatArray
+                ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(sum w(n), sum n w(n), w(N)) over n = 0..N per row, the largest w scaled to 1."""
+    rows, width = stack.log_cum.shape
+    states = np.arange(width, dtype=np.float64)
+    log_p = np.multiply.outer(log_lam, states)
+    log_p -= stack.log_cum
+    log_p -= log_p.max(axis=1, keepdims=True)
+    weights = np.exp(np.maximum(log_p, _LOG_FLOOR, out=log_p), out=log_p)
+    top = weights[np.arange(rows), n_batch.astype(np.intp)]
+    return weights.sum(axis=1), weights @ states, top
+
+
+def _means(stack: ChainStack, lam: FloatArray) -> StackedMeans:
+    n_batch, queue, log_mu, tail_error, log_cum_top = stack.info.T
     log_lam = np.log(lam)
-    weight, served, top = _batch_sums(chains, log_lam, n_batch)
-    width = float(n_batch.max()) + 1.0
+    weight, served, top = _batch_sums(stack, log_lam, n_batch)
+    width = float(stack.log_cum.shape[1])
     log_rho = np.minimum(log_lam - log_mu, -1e-300)  # invalid rows (rho >= 1) stay finite
     rho = np.exp(log_rho)
     one_minus = -np.expm1(log_rho)

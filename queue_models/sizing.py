@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
-from typing import Literal, NamedTuple, TypeVar, cast
+from typing import Any, Literal, NamedTuple, TypeVar, cast
 
 import numpy as np
 
@@ -124,10 +124,25 @@ class Ask(NamedTuple):
     each: bool = False
 
 
-Steps = Generator[Ask, tuple[float, float], T]
-"""A sizing run as a generator: it yields `Ask`s, is sent their answers, and returns its
-result. `run` answers exactly, one at a time; `queue_models.lockstep.run_all` runs many
-side by side and answers each round's asks at once."""
+class Bisect(NamedTuple):
+    """What a sizing needs next: `bisect_rate`'s halving steps on max(value / target)
+    against 1 over [lo, hi] (its end values checked already), value the mean (TTFT,
+    ITL) of `queue`, over the targets set (`targets` as in `Ask`), stopping with
+    `RateBelow` under `below`. Answered with the rate it ends on, or `RateBelow`
+    thrown into the sizing."""
+
+    queue: BoundedMeans
+    targets: tuple[float, float]
+    lo: float
+    hi: float
+    below: float | None
+
+
+Steps = Generator[Ask | Bisect, Any, T]
+"""A sizing run as a generator: it yields `Ask`s and `Bisect`s, is sent their answers,
+and returns its result. `run` answers exactly, one at a time;
+`queue_models.lockstep.run_all` runs many side by side and answers each round's
+requests together."""
 
 
 def done(value: T) -> Steps[T]:
@@ -136,15 +151,34 @@ def done(value: T) -> Steps[T]:
     yield  # a generator function: the yield makes it one
 
 
+def worst_ratio(targets: tuple[float, float], values: tuple[float, float]) -> float:
+    """max(value / target) over the targets set (TTFT first), as `_joint_rate` takes it."""
+    if targets[0] > 0 and targets[1] > 0:
+        return max(values[0] / targets[0], values[1] / targets[1])
+    return values[0] / targets[0] if targets[0] > 0 else values[1] / targets[1]
+
+
 def run(steps: Steps[T]) -> T:
-    """Run a sizing to its end, answering each `Ask` with the queue's `latencies_ms`."""
+    """Run a sizing to its end, answering each request exactly (`latencies_ms`)."""
     try:
-        ask = next(steps)
+        request = next(steps)
         while True:
-            queue = cast(PreparedQueue, ask.queue)  # `_asked` checked it is both
-            ask = steps.send(queue.latencies_ms(ask.rate_rps, None, None))
-    except StopIteration as done:
-        return done.value
+            queue = cast(PreparedQueue, request.queue)  # `_asked` checked it is both
+            if isinstance(request, Ask):
+                request = steps.send(queue.latencies_ms(request.rate_rps, None, None))
+                continue
+            pair = request.targets
+            try:
+                found = _halving(
+                    lambda r, q=queue, t=pair: worst_ratio(t, q.latencies_ms(r, None, None)),
+                    1.0, (request.lo, request.hi), request.below,
+                )
+            except RateBelow as below:
+                request = steps.throw(below)
+                continue
+            request = steps.send(found)
+    except StopIteration as finished:
+        return finished.value
 
 
 def _close(value: float, target: float) -> bool:
@@ -177,32 +211,35 @@ def bisect_rate(
     `below`, raises `RateBelow` as soon as the bracket lies under it (the answer would
     too); otherwise the steps and the answer do not depend on `below`.
     """
-    search = _bisection(target, bounds, end_values, below)
-    try:
-        rate = next(search)
-        while True:
-            rate = search.send(metric(rate))
-    except StopIteration as done:
-        return done.value
+    decided, rate = _ends(target, bounds, end_values)
+    return rate if decided else _halving(metric, target, bounds, below)
 
 
-def _bisection(
-    target: float, bounds: tuple[float, float], end_values: tuple[float, float],
-    below: float | None,
-) -> Generator[float, float, float | None]:
-    """`bisect_rate` as a generator: yields each rate and is sent the metric there."""
+def _ends(
+    target: float, bounds: tuple[float, float], end_values: tuple[float, float]
+) -> tuple[bool, float | None]:
+    """(True, answer) when the end values decide the bisection, else (False, None)."""
     lo, hi = bounds
     y_lo, y_hi = end_values
     if _close(y_lo, target):
-        return lo
+        return True, lo
     if y_lo > target:
-        return None
+        return True, None
     if _close(y_hi, target) or y_hi <= target:
-        return hi
+        return True, hi
+    return False, None
+
+
+def _halving(
+    metric: Callable[[float], float], target: float, bounds: tuple[float, float],
+    below: float | None,
+) -> float:
+    """`bisect_rate`'s steps once the end values are checked (`lockstep` mirrors them)."""
+    lo, hi = bounds
     mid = lo
     for _ in range(MAX_STEPS):
         mid = 0.5 * (lo + hi)
-        value = yield mid
+        value = metric(mid)
         if _close(value, target):
             break
         if value > target:
@@ -234,7 +271,7 @@ def _asked(prepared: PreparedQueue, targets: Targets,
     on a queue with bounded means), else None (it evaluates them itself)."""
     if targets.ttft_quantile is not None or targets.itl_quantile is not None:
         return None
-    if not isinstance(prepared, BoundedMeans):
+    if not hasattr(prepared, "stack"):  # BoundedMeans (isinstance on a Protocol is slow)
         return None
     pair = [0.0, 0.0]
     for _, target, _, i in metrics:
@@ -287,16 +324,16 @@ def _joint_rate(
         at_hi = seen[bounds[1]] = prepared.latencies_ms(bounds[1], tq, iq)
     else:
         at_hi = yield Ask(queue, bounds[1], asked)
-    search = _bisection(1.0, bounds, (worst(at_lo), worst(at_hi)), below)
-    try:
-        rate = next(search)
-        while asked is None:
+    decided, found = _ends(1.0, bounds, (worst(at_lo), worst(at_hi)))
+    if not decided and asked is None:
+
+        def joint(rate: float) -> float:
             values = seen[rate] = prepared.latencies_ms(rate, tq, iq)
-            rate = search.send(worst(values))
-        while True:
-            rate = search.send(worst((yield Ask(queue, rate, asked))))
-    except StopIteration as done:
-        found = done.value
+            return worst(values)
+
+        found = _halving(joint, 1.0, bounds, below)
+    elif not decided:
+        found = yield Bisect(queue, asked, bounds[0], bounds[1], below)
     rate = bounds[0] if found is None else found  # not None: feasibility checked before
     values = seen.get(rate) or prepared.latencies_ms(rate, tq, iq)
     if rate >= bounds[1] and worst(values) <= 1.0:

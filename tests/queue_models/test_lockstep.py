@@ -77,7 +77,7 @@ def test_latency_bounds_hold_against_latencies_ms(name):
         for share in (0.001, 0.2, 0.7, 0.95, 0.999):
             queues.append(prepared)
             rates.append(share * prepared.max_rate_rps)
-    found = queues[0].stacked_latency_bounds(queues, rates)
+    found = queues[0].stack(queues).bounds(np.array(rates))
     bounded = np.isfinite(found.ttft_error_ms) & np.isfinite(found.itl_error_ms)
     assert bounded.mean() > 0.8
     for k in np.flatnonzero(bounded):
