@@ -6,6 +6,10 @@ capacity) at 100 and 1,000 servers, heterogeneous off and on, with mixed (1.0) a
 scarce (0.7) capacity; and every `specs/examples/*.json` with its own options and with
 `heterogeneous` flipped.
 
+Also compares a digest of each problem's candidates (`repr` of the `Problem` built with
+predicted latencies: every sizing, replica count, cost and latency, floats in full), so
+that a plan difference can be told apart from a candidate difference.
+
 Run on the code before a change with `--write DIR`, after it with `--check DIR`: exit 1
 and the names of the plans that differ when any does. A plan whose MILP stopped at its
 time limit (before and after) is not compared: what it holds depends on how fast the
@@ -27,7 +31,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from optimize_end_to_end import bench_spec  # noqa: E402
 
-from optimizer.api import optimize  # noqa: E402
+from optimizer.api import make_generator, optimize  # noqa: E402
 from specs.documents import FleetSpec  # noqa: E402
 from specs.loading import load_fleet  # noqa: E402
 
@@ -49,6 +53,13 @@ def cases(sizes: list[int]) -> Iterator[tuple[str, FleetSpec]]:
                 yield name, bench_spec(size, 1, scale, het)
 
 
+def _problem_digest(spec: FleetSpec) -> str:
+    """SHA-256 of the problem's repr: every candidate with its sizing, replicas, cost
+    and predicted latencies (floats in full), what the optimizer's speed-ups touch."""
+    problem = make_generator(spec).problem(spec, predict=True)
+    return hashlib.sha256(repr(problem).encode()).hexdigest()
+
+
 def _time_limited(plan: str) -> bool:
     """Whether a plan's solver stopped at its time limit (a wall-clock answer)."""
     report = json.loads(plan).get("solver") or {}
@@ -67,12 +78,18 @@ def main() -> None:
     for name, spec in cases([int(s) for s in args.sizes.split(",")]):
         text = optimize(spec, timer=None).model_dump_json()
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        problem = _problem_digest(spec)
         if args.write:
             args.write.mkdir(parents=True, exist_ok=True)
             (args.write / f"{name}.json").write_text(text)
-            print(f"{name}: {digest} written")
+            (args.write / f"{name}.problem").write_text(problem)
+            print(f"{name}: {digest} written (candidates {problem[:16]})")
             continue
         before = (args.check / f"{name}.json").read_text()
+        same_problem = (args.check / f"{name}.problem").read_text() == problem
+        print(f"{name}: candidates {problem[:16]} {'same' if same_problem else 'DIFFERENT'}")
+        if not same_problem:
+            differ.append(f"{name} (candidates)")
         same = before == text
         if not same and _time_limited(before) and _time_limited(text):
             print(f"{name}: {digest} differs, but both runs stopped at the time limit "
