@@ -221,7 +221,8 @@ class LocalActuator:
     def backends(self) -> list[Backend]:
         """Ready workers as router backend entries, sorted by variant and URL."""
         return [{"url": w.url, "model": v.desired.model, "variant": name,
-                 "weight": v.desired.router_weight, "service_class": v.desired.service_class}
+                 "weight": v.desired.router_weight, "max_batch": v.desired.max_batch,
+                 "service_class": v.desired.service_class}
                 for name, v in sorted(self._variants.items())
                 for w in sorted(v.workers, key=lambda w: w.url or "") if w.url and w.alive]
 

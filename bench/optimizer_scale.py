@@ -15,7 +15,9 @@ relaxation bound of the MILP's final cost problem (below 0 means fewer servers w
 served, or capacity was ignored). The MILP runs with a 0.1% gap (`--gap`).
 
 Run: `.venv/bin/python bench/optimizer_scale.py [--sizes 10,100,1000,10000] [--gap 0.001]
-[--capacity-scale 0.7] [--seed 1]` (other seeds give other fleets of the same kind).
+[--capacity-scale 0.7] [--seed 1] [--heterogeneous [--variant-cost-fraction F]]` (other
+seeds give other fleets of the same kind; `--heterogeneous` lets the MILP split servers
+across accelerator types, charging each extra variant F of one replica, default 0.25).
 Prices: USD per card-hour in the spirit of ../shared/data/README.md (L4 0.81, A10G 1.00,
 L40S 1.84, A100-40GB 3.67, A100-80GB 4.60, H100 8.22, one published AWS per-GPU table);
 the others are illustrative. Profiles are scaled from the real H100 fits of
@@ -185,13 +187,14 @@ def _row(size: int, name: str, seconds: float, solution: Solution, lp: float | N
     )
 
 
-def run(sizes: list[int], gap: float, scale: float = 1.0, seed: int = 1) -> None:
-    """Print the benchmark table (markdown)."""
+def run(sizes: list[int], gap: float, scale: float = 1.0, seed: int = 1,
+        split: dict[str, object] | None = None) -> None:
+    """Print the benchmark table (markdown); `split`: heterogeneous-mode options."""
     print("| servers | solver | time s | cost/h | fully served | status | MILP gap | vs LP bound |")
     print("|---:|---|---:|---:|---:|---|---:|---:|")
     for size in sizes:
         spec = fleet(size, seed)
-        options = spec.optimizer.model_copy(update={"mip_gap": gap})
+        options = spec.optimizer.model_copy(update={"mip_gap": gap, **(split or {})})
         generator = make_generator(spec, queue_model="batch-queue")
         start = time.perf_counter()
         problem = with_pressure(generator.problem(spec, predict=False), scale)
@@ -225,8 +228,15 @@ def main() -> None:
         help="multiply every capacity (below 1: servers must be left out)",
     )
     parser.add_argument("--seed", type=int, default=1, help="fleet seed (default 1)")
+    parser.add_argument("--heterogeneous", action="store_true",
+                        help="let the MILP split servers across accelerator types")
+    parser.add_argument("--variant-cost-fraction", type=float, default=0.25,
+                        help="with --heterogeneous: charge per extra variant (default 0.25)")
     args = parser.parse_args()
-    run([int(s) for s in args.sizes.split(",")], args.gap, args.capacity_scale, args.seed)
+    split = ({"heterogeneous": True, "variant_cost_fraction": args.variant_cost_fraction}
+             if args.heterogeneous else None)
+    run([int(s) for s in args.sizes.split(",")], args.gap, args.capacity_scale, args.seed,
+        split)
 
 
 if __name__ == "__main__":

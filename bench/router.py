@@ -53,8 +53,8 @@ from workloads.traces import read_trace  # noqa: E402
 SPEC = ROOT / "specs" / "examples" / "h100-vllm.json"
 TRACE = ROOT.parent / "shared" / "data" / "azure2023" / "AzureLLMInferenceTrace_conv.csv"
 MODEL = "llama_3_1_8b"
-POLICIES = ("round_robin", "least_outstanding", "power_of_two", "session_affinity", "weighted",
-            "workload_aware")
+POLICIES = ("round_robin", "least_outstanding", "least_loaded", "power_of_two",
+            "session_affinity", "weighted", "workload_aware")
 STUB_BODY = json.dumps({"id": "cmpl-1", "object": "text_completion", "model": MODEL,
                         "choices": [{"index": 0, "text": " ok", "finish_reason": "length"}],
                         "usage": {"prompt_tokens": 8, "completion_tokens": 1,
@@ -320,7 +320,8 @@ def policies_part(args: argparse.Namespace, folder: Path) -> list[str]:
                               "--accelerator", "H100", "--spec", str(SPEC), "--port", "0",
                               "--max-batch", str(args.max_batch)], i % 2,
                              "fleetplan worker: listening on ") for i in range(3)]
-    backends = [{"url": rest.split()[0], "model": MODEL} for _, rest in workers]
+    backends = [{"url": rest.split()[0], "model": MODEL, "max_batch": args.max_batch}
+                for _, rest in workers]
     lines = []
     try:
         for policy in args.policies:

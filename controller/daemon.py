@@ -99,17 +99,23 @@ DAEMON = web.AppKey("daemon", Daemon)
 
 
 def backends(plan: Plan | None, fleet: FleetState | None) -> list[dict[str, Any]]:
-    """Router backends: each ready replica of each planned variant, with its weight."""
+    """Router backends: each ready replica of each planned variant, with its weight and
+    max batch (the one the fleet reports for the variant, else the plan's)."""
     if plan is None or fleet is None:
         return []
-    urls = {v.variant: v.endpoints for v in fleet.variants}
+    observed = {v.variant: v for v in fleet.variants}
     out = []
     for alloc in plan.allocations:
         for v in alloc.variants:
             name = variant_name(alloc.server, v.accelerator)
-            for url in urls.get(name, ()):
+            state = observed.get(name)
+            if state is None:
+                continue
+            batch = state.max_batch or v.max_batch
+            for url in state.endpoints:
                 out.append({"url": url, "model": alloc.model, "variant": name,
-                            "weight": v.router_weight, "service_class": alloc.service_class})
+                            "weight": v.router_weight, "max_batch": batch,
+                            "service_class": alloc.service_class})
     return out
 
 

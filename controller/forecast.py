@@ -14,9 +14,16 @@ A forecaster is a small pure object with two methods:
 - `predict(series, horizon_s) -> float` extrapolates, never below zero.
 
 Registered forecasters (`FORECASTERS`): `holt` (Holt's linear exponential smoothing with
-irregular time steps: level and trend per second, smoothing weights scaled to the time
-since the last sample, the trend damped and clamped so one outlier cannot explode the
-forecast) and `last_value` (no forecasting: inferno's behaviour).
+irregular time steps, see `Holt`) and `last_value` (no forecasting: inferno's behaviour).
+
+Why `holt` is cautious: the first samples of a server are not its rate. While the
+collector's window fills and the first requests are still in flight, a measured rate
+(completions over elapsed time) ramps up to the true rate over about one window, which
+looks exactly like a real ramp. So `holt` learns no trend during a warm-up of
+`warmup_samples` (the level is the last sample), starts the trend at zero after it,
+damps it over the horizon, and bounds the forecast twice: at most `max_growth` x the
+current level, and at most `max_lead_changes` x the last observed rise above it (on a
+flat series the forecast is the level, whatever the trend says).
 
 To extend: write a class with `update` and `predict` over `Series` (its `extra` dict holds
 any further numbers, e.g. seasonal indices) and register it in `FORECASTERS`.
@@ -43,6 +50,9 @@ class Series(BaseModel):
     last_t: float = Field(description="Time of the last sample, s (loop clock).")
     last_value: float = Field(description="Last measured rate, req/s.")
     samples: int = Field(1, ge=1, description="Samples folded in.")
+    last_change_rps: float = Field(
+        0.0, description="Last measured rate minus the one before it, req/s (0 for the "
+        "first sample).")
     extra: dict[str, float] = Field(default_factory=dict,
                                     description="Further numbers a forecaster keeps.")
 
@@ -81,19 +91,25 @@ class LastValue:
 
 @dataclass(frozen=True)
 class Holt:
-    """Holt's linear smoothing over irregular steps (see the module docstring).
+    """Holt's linear smoothing over irregular steps, warmed up, damped and bounded.
 
     `level_half_life_s` and `trend_half_life_s` set how fast the level and trend forget:
     with a step of dt seconds the smoothing weight is 1 - 0.5 ** (dt / half_life).
-    `damping` (0..1) shrinks the trend over the horizon (1: linear extrapolation);
-    `max_growth` bounds the forecast at `max_growth` x the level (and the trend's pull down
-    at zero), so a single outlier cannot size the fleet for an absurd rate.
+    For the first `warmup_samples` samples the level is the last sample and the trend
+    stays zero (a collector's window filling up is not a trend); after that the trend
+    starts from zero. `damping` (0..1) shrinks the trend per level half-life over the
+    horizon (1: linear extrapolation). The forecast is at most `max_growth` x the level
+    (or last sample, if higher) and at most that plus `max_lead_changes` x the last
+    observed rise, so a flat series is forecast flat and one outlier cannot size the
+    fleet for an absurd rate.
     """
 
     level_half_life_s: float = 60.0
     trend_half_life_s: float = 120.0
-    damping: float = 0.9
-    max_growth: float = 4.0
+    damping: float = 0.8
+    warmup_samples: int = 3
+    max_growth: float = 1.5
+    max_lead_changes: float = 2.0
 
     def update(self, series: Series | None, t: float, value: float) -> Series:
         """Fold one sample into the level and trend."""
@@ -102,31 +118,35 @@ class Holt:
         dt = t - series.last_t
         if dt <= 0:
             return series.model_copy(update={"last_value": value})
+        change = value - series.last_value
+        if series.samples < self.warmup_samples:
+            return Series(level=max(value, 0.0), trend_per_s=0.0, last_t=t, last_value=value,
+                          samples=series.samples + 1, last_change_rps=change,
+                          extra=dict(series.extra))
         a = 1.0 - 0.5 ** (dt / self.level_half_life_s)
         b = 1.0 - 0.5 ** (dt / self.trend_half_life_s)
         expected = series.level + series.trend_per_s * dt
         level = a * value + (1.0 - a) * expected
-        observed_trend = (level - series.level) / dt
-        if series.samples == 1:
-            trend = (value - series.last_value) / dt
-        else:
-            trend = b * observed_trend + (1.0 - b) * series.trend_per_s
+        trend = b * (level - series.level) / dt + (1.0 - b) * series.trend_per_s
         return Series(level=max(level, 0.0), trend_per_s=trend, last_t=t, last_value=value,
-                      samples=series.samples + 1, extra=dict(series.extra))
+                      samples=series.samples + 1, last_change_rps=change,
+                      extra=dict(series.extra))
 
     def predict(self, series: Series, horizon_s: float) -> float:
         """Level plus the damped trend over the horizon, bounded (see the class)."""
-        if series.samples < 2 or horizon_s <= 0:
-            return max(series.level, series.last_value, 0.0)
+        base = max(series.level, series.last_value, 0.0)
+        if series.samples <= self.warmup_samples or horizon_s <= 0:
+            return base
         steps = horizon_s / self.level_half_life_s
         if self.damping >= 1.0:
             factor = steps
         else:
             factor = self.damping * (1.0 - self.damping ** steps) / (1.0 - self.damping)
         value = series.level + series.trend_per_s * self.level_half_life_s * factor
-        ceiling = self.max_growth * max(series.level, series.last_value)
         if not math.isfinite(value):
-            return max(series.level, 0.0)
+            return base
+        lead = self.max_lead_changes * max(series.last_change_rps, 0.0)
+        ceiling = min(self.max_growth * base, base + lead)
         return min(max(value, 0.0), ceiling)
 
 

@@ -98,8 +98,9 @@ class Optimizer:
     def __call__(self, spec: FleetSpec, solver: str | None) -> Plan:
         """Optimise `spec` with `solver` (default: the spec's)."""
         name = spec.optimizer.queue_model
-        generator = self._generators.get(name)
-        if generator is None:
+        try:  # a mapping may make its generators on first use (__missing__)
+            generator = self._generators[name]
+        except KeyError:
             generator = self._generators[name] = make_generator(spec, profiled=True)
         return optimize(spec, solver=solver, timer=None, generator=generator)
 
@@ -281,7 +282,7 @@ class ControlLoop:
             state, _ = tuner.update(self.state.tuner, observations, spec.profiles)
         except Exception:  # noqa: BLE001 - a tuner failure must not stop the loop
             return self.state.tuner, spec, 0
-        if any(f.phase == "tracking" for f in state.filters):
+        if any(f.served is not None for f in state.filters):
             spec = merge_profiles(spec, state, tuner.config.keep_configured_profiles)
         return state, spec, len(observations)
 

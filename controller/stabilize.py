@@ -5,12 +5,19 @@ fleet flap. A stabiliser turns (its previous state, the proposed plan, the fleet
 runs, the time) into (the final plan, the actions it held off with reasons, its new
 state). Registered stabilisers (`STABILIZERS`):
 
-- `hysteresis` (default): scale-up at once (at most `max_step_up` replicas per variant
-  and tick, when set); scale-down only after a lower plan has been proposed for
-  `scale_down_delay_s`, then to the highest replica count proposed during that time, at
-  most `max_step_down` per tick; no accelerator switch for a server unless it saves at
-  least `min_switch_saving` (a fraction) of the cost of staying on the current
-  accelerators, resized for the same load. When a hold would exceed a card type's
+- `hysteresis` (default): replica counts as Kubernetes' HPA stabilises them. Every
+  tick's proposed count per variant is remembered for `scale_down_delay_s`; a proposal
+  above the running count is taken at once (at most `max_step_up` more replicas per
+  tick, when set); otherwise the variant scales down to the highest count proposed in
+  that window when it is below the running count (at most `max_step_down` fewer per
+  tick), else keeps its count. So a proposal flapping between 3 and 5 with 5 running
+  stays at 5, and one that stays at 3 for the delay scales down to 3. A variant the
+  stabiliser has no history for (first seen, or a restart without state) counts its
+  running replicas as proposed now, so it waits a full delay before scaling down.
+  No accelerator switch for a server unless it saves at least `min_switch_saving` (a
+  fraction) of the cost of staying on the current accelerators, resized for the same
+  load (the load split over the running variants in proportion to their current
+  capacity, each scaled by the same factor). When a hold would exceed a card type's
   capacity, the holds on that type are released. Held variants keep their router weight
   share (replicas x per-replica rate).
 - `none`: the proposed plan as it is (inferno's behaviour: only the optimizer's
@@ -26,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from specs.documents import FleetSpec
 from specs.plan import Plan, ServerAllocation, VariantAllocation
@@ -43,8 +50,9 @@ class StabilizerOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     scale_down_delay_s: float = Field(
-        300.0, ge=0, description="A lower replica count must be proposed this long before "
-        "a variant is scaled down, s.")
+        300.0, ge=0, description="Scale-down window: a variant scales down only to the "
+        "highest count proposed during this long, s (Kubernetes HPA's stabilization "
+        "window for scale-down).")
     max_step_up: int | None = Field(
         None, ge=1, description="Most replicas added to a variant per tick (none: no bound).")
     max_step_down: int | None = Field(
@@ -54,13 +62,16 @@ class StabilizerOptions(BaseModel):
         "least this fraction of the cost of staying.")
 
 
-class PendingDown(BaseModel):
-    """A variant waiting to scale down."""
+class Proposal(BaseModel):
+    """A replica count proposed for a variant at some time."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    since: float = Field(description="When a lower count was first proposed, s.")
-    floor: int = Field(ge=0, description="Highest count proposed since then.")
+    time_s: float = Field(description="When it was proposed, s (loop clock).")
+    replicas: int = Field(ge=0, description="Replicas proposed.")
+
+
+Window = tuple[Proposal, ...]
 
 
 class StabilizerState(BaseModel):
@@ -68,8 +79,22 @@ class StabilizerState(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    pending: dict[str, PendingDown] = Field(
-        default_factory=dict, description="Scale-downs waiting, by 'server/accelerator'.")
+    history: dict[str, Window] = Field(
+        default_factory=dict, description="By 'server/accelerator': the counts proposed "
+        "within the last scale_down_delay_s that can still be the window's highest, oldest "
+        "first (a count is dropped once a later one is at least as high, so the counts "
+        "decrease and the first is the highest).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_pending(cls, data: object) -> object:
+        """State written before the scale-down window (`pending`: per variant, when a lower
+        count was first proposed and the highest since) is dropped, not misread: each such
+        variant counts its running replicas as proposed at the next tick and waits a
+        full delay again."""
+        if isinstance(data, dict) and "pending" in data:
+            data = {k: v for k, v in data.items() if k != "pending"}
+        return data
 
 
 @dataclass(frozen=True)
@@ -201,18 +226,26 @@ def _empty_allocation(spec: FleetSpec, server: str) -> ServerAllocation | None:
 
 def _stay_option(inp: StabilizeInput, alloc: ServerAllocation,
                  running: list[str]) -> list[VariantAllocation] | None:
-    """The current accelerators resized for the proposed load, or None when unknown."""
+    """The current accelerators resized for the proposed load, or None when unknown.
+
+    The load is split over the running variants in proportion to their current capacity
+    (running replicas x per-replica rate), so each is scaled by the same factor; counts
+    are rounded down, then replicas are added where the rounding cut most until the
+    capacity covers the load (every running variant keeps at least one)."""
     variants = [variant_template(inp, alloc.server, acc) for acc in running]
     if any(v is None or v.max_rate_per_replica_rps <= 0 for v in variants):
         return None
     known = [v for v in variants if v is not None]
-    capacity = sum(v.max_rate_per_replica_rps for v in known)
-    rate = alloc.load.arrival_rate_rps
-    out = []
-    for v in known:
-        share = rate * v.max_rate_per_replica_rps / capacity
-        out.append(resized(v, max(math.ceil(share / v.max_rate_per_replica_rps - 1e-9), 1)))
-    return out
+    counts = [inp.current.get((alloc.server, v.accelerator), 0) for v in known]
+    rates = [v.max_rate_per_replica_rps for v in known]
+    capacity = sum(n * r for n, r in zip(counts, rates, strict=True))
+    load = alloc.load.arrival_rate_rps
+    wanted = [n * load / capacity for n in counts]
+    out = [max(math.floor(w + 1e-9), 1) for w in wanted]
+    while sum(n * r for n, r in zip(out, rates, strict=True)) < load - 1e-9:
+        short = max(range(len(out)), key=lambda i: (wanted[i] - out[i], -i))
+        out[short] += 1
+    return [resized(v, n) for v, n in zip(known, out, strict=True)]
 
 
 def _hold_switch(inp: StabilizeInput, alloc: ServerAllocation, options: StabilizerOptions,
@@ -235,33 +268,40 @@ def _hold_switch(inp: StabilizeInput, alloc: ServerAllocation, options: Stabiliz
     return with_variants(alloc, stay), held
 
 
-def _scale(key: VariantKey, want: int, have: int, state: dict[str, PendingDown],
+def _remember(window: Window | None, now: float, want: int, have: int,
+             delay_s: float) -> Window:
+    """`window` (None: no history, the running count `have` stands in as proposed now)
+    without proposals older than `delay_s`, with `want` proposed `now`."""
+    past = window if window is not None else (Proposal(time_s=now, replicas=have),)
+    kept = [p for p in past if p.time_s > now - delay_s and p.replicas > want]
+    return (*kept, Proposal(time_s=now, replicas=want))
+
+
+def _scale(key: VariantKey, want: int, have: int, history: dict[str, Window],
            inp: StabilizeInput, options: StabilizerOptions) -> tuple[int, HeldAction | None]:
-    """Replicas for one variant, updating `state`; with the held action, if any."""
+    """Replicas for one variant, updating `history`; with the held action, if any."""
     name = _key(*key)
-    if want >= have:
-        state.pop(name, None)
+    delay = options.scale_down_delay_s
+    window = history[name] = _remember(history.get(name), inp.now, want, have, delay)
+    if want > have:
         step = options.max_step_up
         if step is not None and want > have + step:
             return have + step, HeldAction(*key, "step-up", want, have + step,
                                            f"at most {step} more replicas per tick")
         return want, None
-    pending = state.get(name)
-    pending = (PendingDown(since=inp.now, floor=want) if pending is None
-               else pending.model_copy(update={"floor": max(pending.floor, want)}))
-    waited = inp.now - pending.since
-    if waited < options.scale_down_delay_s:
-        state[name] = pending
-        return have, HeldAction(*key, "scale-down", want, have,
-                                f"lower plan held {waited:.0f} s of "
-                                f"{options.scale_down_delay_s:.0f} s")
-    target = pending.floor
+    target = min(window[0].replicas, have)
+    if want < target:
+        left = window[-2].time_s + delay - inp.now
+        reason = (f"{window[0].replicas} proposed within the last {delay:.0f} s; "
+                  f"{want} in {left:.0f} s if the lower plan holds")
+        if target == have:
+            return have, HeldAction(*key, "scale-down", want, have, reason)
     step = options.max_step_down
     if step is not None and have - target > step:
-        state[name] = pending
         return have - step, HeldAction(*key, "step-down", target, have - step,
                                        f"at most {step} fewer replicas per tick")
-    state.pop(name, None)
+    if want < target:
+        return target, HeldAction(*key, "scale-down", want, target, reason)
     return target, None
 
 
@@ -285,7 +325,7 @@ def hysteresis(state: StabilizerState, inp: StabilizeInput,
                options: StabilizerOptions) -> StabilizeResult:
     """See the module docstring."""
     held: list[HeldAction] = []
-    pending = dict(state.pending)
+    history = dict(state.history)
     allocations = _allocations(inp, options, held)
     final: list[ServerAllocation] = []
     for server, alloc in sorted(allocations.items()):
@@ -294,7 +334,7 @@ def hysteresis(state: StabilizerState, inp: StabilizeInput,
         variants = []
         for acc in sorted(set(wanted) | set(running)):
             want = wanted[acc].replicas if acc in wanted else 0
-            count, action = _scale((server, acc), want, running.get(acc, 0), pending, inp, options)
+            count, action = _scale((server, acc), want, running.get(acc, 0), history, inp, options)
             template = wanted.get(acc) or variant_template(inp, server, acc)
             if action:
                 held.append(action)
@@ -302,18 +342,18 @@ def hysteresis(state: StabilizerState, inp: StabilizeInput,
                 variants.append(resized(template, count))
         final.append(with_variants(alloc, variants))
     plan = rebuilt(inp.proposed, final)
-    plan, held = _release_over_capacity(inp, plan, held, pending)
+    plan, held = _release_over_capacity(inp, plan, held)
     live = {_key(*k) for k in inp.current} | {_key(a.server, v.accelerator)
                                               for a in plan.allocations for v in a.variants}
     return StabilizeResult(plan, tuple(held),
-                           StabilizerState(pending={k: p for k, p in sorted(pending.items())
+                           StabilizerState(history={k: w for k, w in sorted(history.items())
                                                     if k in live}))
 
 
 def _release_over_capacity(inp: StabilizeInput, plan: Plan, held: list[HeldAction],
-                           pending: dict[str, PendingDown],
                            ) -> tuple[Plan, list[HeldAction]]:
-    """Drop holds on card types whose capacity the final plan would exceed."""
+    """Drop holds on card types whose capacity the final plan would exceed (the proposals
+    stay in the history: they were proposed)."""
     over = {t for t, n in plan.cards_used.items() if n > inp.spec.capacity.get(t, 0)}
     if not over:
         return plan, held
@@ -325,8 +365,6 @@ def _release_over_capacity(inp: StabilizeInput, plan: Plan, held: list[HeldActio
             alloc = inp.proposed.allocation(alloc.server) or with_variants(alloc, [])
         allocations.append(alloc)
     held = [h for h in held if h.server not in released]
-    for name in [k for k in pending if k.split("/", 1)[0] in released]:
-        pending.pop(name)
     return rebuilt(plan, allocations), held
 
 

@@ -4,9 +4,13 @@
 server, the stabiliser's state, the tuner's filters, and the last final plan (with its
 id). The loop returns a new one every tick; `StateFile` writes it atomically (temporary
 file and rename, `specs.loading.write_json_atomic`) and reads it back at start, so a
-restart resumes the tuner, the forecasts and the held scale-downs where they were.
+restart resumes the tuner, the forecasts and the stabiliser's scale-down window where
+they were.
 
-To extend: add a field with a default, so a state file written by an older version loads.
+To extend: add a field with a default, so a state file written by an older version loads;
+a field whose meaning changes is dropped or converted when read (e.g. the stabiliser's
+`pending` scale-downs from before its scale-down window, see
+`controller.stabilize.StabilizerState`), never misread.
 """
 
 from __future__ import annotations

@@ -72,6 +72,9 @@ SCALED_BATCH_MODELS = frozenset({"batch-queue-v06"})
 """Queue models whose sample solutions used the token-scaled batch without a search."""
 
 _EPS = 1e-9
+SCALE_REFERENCE_TOKENS = (1024.0, 256.0)
+"""Prompt and output tokens at which a tuned profile's time scale against the profiled
+one is measured (fixed, so the scale does not move with each window's mean sizes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,20 +319,24 @@ class CandidateGenerator:
             if server.max_queue is not None
             else self.model.default_max_queue(batch)
         )
+        workload = self.workloads.get(server.name) if self._sizes_itself else None
+        in_tokens = server.load.in_tokens
+        if workload is not None:  # the sample is replayed, not the window's means
+            in_tokens, out_tokens = workload.mean_in_tokens, workload.mean_out_tokens
         return ServiceParams(
             alpha_ms=profile.alpha_ms,
             beta_ms=profile.beta_ms,
             gamma_ms=profile.gamma_ms,
-            in_tokens=server.load.in_tokens,
+            in_tokens=in_tokens,
             out_tokens=out_tokens,
             max_batch=batch,
             max_queue=queue,
             token_budget=profile.token_budget,
-            workload=self.workloads.get(server.name),
-            **self._law(profile, server),
+            workload=workload,
+            **self._law(profile),
         )
 
-    def _law(self, profile: Profile, server: Server) -> dict[str, Any]:
+    def _law(self, profile: Profile) -> dict[str, Any]:
         """The measured law of the profile's pair, else the profiled reference's law with
         the tuned profile as a time scale (on a 2% grid), else nothing."""
         key = (profile.model, profile.accelerator)
@@ -342,7 +349,7 @@ class CandidateGenerator:
             return {}
         base = LinearCost(reference.alpha_ms, reference.beta_ms, reference.gamma_ms)
         scale = time_scale(LinearCost(profile.alpha_ms, profile.beta_ms, profile.gamma_ms),
-                           base, server.load.in_tokens, max(server.load.out_tokens, 1.0))
+                           base, *SCALE_REFERENCE_TOKENS)
         return {"law": base, "time_scale": on_grid(scale)}
 
     def _size(

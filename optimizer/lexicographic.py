@@ -5,7 +5,9 @@ which order, against the `Session` Protocol (columns addressed by index), so it 
 same on HiGHS and on CBC and can be tested with a fake.
 
 Stages: for each priority (1 first), unless `prefix_fits(p)` says every server up to p
-can be served (the greedy placed them all; group p is then pinned without a solve),
+can be served (the greedy placed them all; group p is then pinned without a solve), the
+group is first tried fully served at least cost (from the best plan known when that plan
+serves the whole group; servers whose gates are closed are zeroed in any start), else
 maximise the group's served weight (demand + 1e-3 per server, on the `gate` columns: x
 of a server's candidates, or its served indicator u) with lower priorities switched off
 and higher groups held to what they were given; equal-weight choices are broken toward
@@ -22,7 +24,9 @@ thousand simplex iterations at 10,000 servers instead of twenty thousand); if it
 integral it is the answer. Otherwise a plan near the LP: RENS (servers the LP decided
 integrally stay fixed there, except the few hundred that could move most cheaply, i.e.
 with the smallest reduced cost off their LP choice; the small MILP over the rest is
-solved), then a local search from the best plan known (that one, else the start): the
+solved; skipped when it would free every server, as a heterogeneous LP that splits every
+server's load makes it; columns that follow from the others, `Formulation.follows`, are
+neither fractional nor fixed there), then a local search from the best plan known (that one, else the start): the
 servers where it loses most against the LP in reduced-cost terms, plus partners cheap
 to move, are re-optimised in a small MILP, a few rounds (`optimizer.neighbourhoods`);
 else RENS ten times wider. These sub-MILPs stop as soon as they reach the target, the
@@ -56,6 +60,9 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 _INTEGRAL_TOL = 1e-6
+_GAP_NOISE = 1e-12
+"""Relative gap below which a plan counts as proven even with `mip_gap` 0: the objective
+is recomputed from the values, so it can exceed an exact bound by float rounding."""
 _TIE_BREAK = 1e-6
 """Share of a group's served weight the cost tie-breaker can be worth in its stage."""
 _SEARCH_SIZE = 150
@@ -132,6 +139,9 @@ class Formulation:
     then its single gate column's lower bound is raised to 1)."""
     priority: IntArray
     weight: FloatArray
+    follows: BoolArray
+    """Integer columns whose best value follows once the others are fixed (a variant's
+    "open" indicator): never counted as fractional, never fixed by the sub-MILPs."""
 
 
 @dataclass
@@ -201,7 +211,7 @@ class _Runner:
         a local search from the best plan known), reduced-cost fixing, the reduced MILP."""
         self.maximize = maximize
         if start is not None:
-            start = np.clip(start, self.lower, self.upper)
+            start = self.restrict(start)
         lp = self._solve(relax=True, start=start)
         if lp.status in ("infeasible", "failed"):
             self.outcome.lp_bound = None
@@ -211,7 +221,7 @@ class _Runner:
         frac = self.form.integer & (np.abs(lp.values - np.round(lp.values)) > _INTEGRAL_TOL)
         if not frac.any():
             return Result("optimal", np.round(lp.values), lp.objective, lp.objective, lp.seconds)
-        sub = self._incumbent(lp, frac, start)
+        sub = self._incumbent(lp, frac & ~self.form.follows, start)
         if sub is not None and self._close(sub, lp):
             return Result("optimal", sub.values, sub.objective, lp.objective, sub.seconds)
         return self._full(lp, sub, start)
@@ -241,7 +251,7 @@ class _Runner:
                 best = sub  # the fixing excluded the start itself; nothing better exists
         bound = min(bound, lp.objective) if maximize else max(bound, lp.objective)
         gap = relative_gap(best.objective, bound, maximize)
-        status: Status = "optimal" if gap is not None and gap <= self.gap else "feasible"
+        status: Status = "optimal" if self._proven(gap) else "feasible"
         return Result(status, best.values, best.objective, bound, full.seconds)
 
     def _target(self, lp: Result) -> float:
@@ -253,8 +263,11 @@ class _Runner:
 
     def _close(self, found: Result, lp: Result) -> bool:
         """True when `found` is within the gap of the LP bound."""
-        gap = relative_gap(found.objective, lp.objective, self.maximize)
-        return gap is not None and gap <= self.gap
+        return self._proven(relative_gap(found.objective, lp.objective, self.maximize))
+
+    def _proven(self, gap: float | None) -> bool:
+        """True when a relative gap is within the stage's (up to float noise)."""
+        return gap is not None and gap <= self.gap + _GAP_NOISE
 
     def _keep(self, start: FloatArray | None) -> Result | None:
         """`start` checked by the solver with every integer column fixed there (the LP
@@ -275,7 +288,7 @@ class _Runner:
         """Solve with every integer column outside `free` fixed at `values`, stopping at
         `target` (a plan within the gap of the LP bound) or at `gap` (default: the
         stage's) from the sub-MILP's own bound."""
-        fixed = np.flatnonzero(self.form.integer & ~free)
+        fixed = np.flatnonzero(self.form.integer & ~free & ~self.form.follows)
         value = np.round(values[fixed])
         self.session.set_bounds(fixed, value, value)
         sub = self._solve(
@@ -289,13 +302,17 @@ class _Runner:
         return sub if sub.status in ("optimal", "feasible") else None
 
     def _rens(self, lp: Result, frac: BoolArray, size: int) -> Result | None:
-        """Sub-MILP around the LP: fractional servers and the `size` cheapest to move free."""
+        """Sub-MILP around the LP: fractional servers and the `size` cheapest to move free;
+        None without a solve when that frees every server (it would be the full MILP
+        without a start, as when a heterogeneous LP splits every server's load)."""
         form, owner = self.form, self.form.col_server
         at_lower = form.integer & (np.abs(lp.values - self.lower) <= _INTEGRAL_TOL)
         free = np.union1d(
             hood.undecided(owner, frac),
             hood.cheapest_moves(owner, at_lower, lp.reduced, len(form.priority), size),
         )
+        if len(free) >= len(form.priority):
+            return None
         return self._sub_mip(hood.columns_of(owner, free), lp.values, None, self._target(lp))
 
     def _incumbent(self, lp: Result, frac: BoolArray, start: FloatArray | None) -> Result | None:
@@ -368,6 +385,27 @@ class _Runner:
         self.outcome.fixed += len(low) + len(up)
         return np.concatenate([low, up])
 
+    def restrict(self, start: FloatArray) -> FloatArray:
+        """`start` within the current bounds, servers whose gates are all closed taking
+        nothing (their other columns zeroed too, as the rows linking them require)."""
+        form = self.form
+        start = np.clip(start, self.lower, self.upper)
+        open_server = np.zeros(len(form.priority), dtype=bool)
+        open_server[form.gate_server[self.upper[form.gate_col] > 0]] = True
+        owned = form.col_server >= 0
+        shut = np.zeros(len(start), dtype=bool)
+        shut[owned] = ~open_server[form.col_server[owned]]
+        start[shut] = 0.0
+        return start
+
+    def serves(self, start: FloatArray | None, group: IntArray) -> bool:
+        """True when `start` serves every server of `group` (gate values summing to 1)."""
+        if start is None:
+            return False
+        served = np.zeros(len(self.form.priority))
+        np.add.at(served, self.form.gate_server, start[self.form.gate_col])
+        return bool((served[group] >= 0.5).all())
+
     def note(self, result: Result) -> None:
         """Remember the worst status of any stage."""
         order = ("optimal", "feasible", "infeasible", "failed")
@@ -403,14 +441,19 @@ def _open_upto(run: _Runner, p: int, closed: BoolArray) -> None:
     run.set_upper(form.gate_col, np.where(shut, 0.0, form.upper[form.gate_col]))
 
 
-def _all_served(run: _Runner, p: int, group: IntArray, closed: BoolArray) -> Result | None:
+def _all_served(
+    run: _Runner, p: int, group: IntArray, closed: BoolArray, start: FloatArray | None
+) -> Result | None:
     """Try group p fully served at least cost (lower groups off), within 30% of the time
-    left; None (and the pins lifted) when no such plan was found."""
+    left, from `start` if it serves the whole group; None (and the pins lifted) when no
+    such plan was found."""
     _open_upto(run, p, closed)
     _pin(run, group)
     run.session.set_objective(run.form.cost, maximize=False)
     run.cap = run.outcome.seconds + 0.3 * max(run.limit - run.outcome.seconds, 0.0)
-    result = run.stage(maximize=False, start=None)
+    if start is not None:
+        start = run.restrict(start)
+    result = run.stage(maximize=False, start=start if run.serves(start, group) else None)
     run.cap = None
     if result.status in ("optimal", "feasible"):
         return result
@@ -419,12 +462,14 @@ def _all_served(run: _Runner, p: int, group: IntArray, closed: BoolArray) -> Res
 
 
 def _served_objective(form: Formulation, p: int) -> FloatArray:
-    """Served weight of group p, minus a cost tie-breaker worth `_TIE_BREAK` of it."""
+    """Served weight of group p, minus a cost tie-breaker worth at most `_TIE_BREAK` of it
+    (costs may be negative, e.g. a served column earning a charge back: scaled by their
+    absolute values)."""
     objective = np.zeros(len(form.cost))
     in_group = form.priority[form.gate_server] == p
     objective[form.gate_col[in_group]] = form.weight[form.gate_server[in_group]]
     owned = (form.col_server >= 0) & (form.priority[np.maximum(form.col_server, 0)] == p)
-    most = float((form.cost[owned] * form.upper[owned]).sum())
+    most = float((np.abs(form.cost[owned]) * form.upper[owned]).sum())
     if most > 0:
         total = float(form.weight[form.priority == p].sum())
         objective[owned] -= _TIE_BREAK * total / most * form.cost[owned]
@@ -484,7 +529,7 @@ def solve_lexicographic(
             _pin(run, group)
             run.outcome.stages.append(f"{p}: fits")
             continue
-        attempt = _all_served(run, p, group, closed)
+        attempt = _all_served(run, p, group, closed, start)
         if attempt is not None:
             start, final = attempt.values, attempt
             run.outcome.stages.append(f"{p}: all {len(group)} served")

@@ -62,6 +62,9 @@ from queue_models.replay import ReplaySetup, replay
 from queue_models.workload_sample import WorkloadSample
 
 NAME = "capacity-table"
+CEILING_GUESSES = 4.0
+"""No rate above this many `capacity_guess`es is probed (twice the rate that keeps a
+full batch busy): loose targets would otherwise pass at any rate a short sample allows."""
 
 
 def law_digest(law: IterationCost) -> str:
@@ -144,14 +147,19 @@ class CapacityTableModel:
                      result.overloaded)
 
     def largest_rate(self, params: ServiceParams, criteria: Criteria, config: Config,
-                     replicas: int, guess: float) -> float:
-        """Largest per-replica rate of a configuration in a pool, within `criteria`."""
+                     replicas: int, guess: float, *, coarse: bool = False,
+                     growth: float = 2.0) -> float:
+        """Largest per-replica rate of a configuration in a pool, within `criteria`
+        (to three times the tolerance when `coarse`)."""
         assert self.cache is not None
         table = self.table(params, config, replicas)
         before = len(table.probes)
+        tolerance = self.options.tolerance * (3.0 if coarse else 1.0)
+        ceiling = CEILING_GUESSES * capacity_guess(law_of(params), replace(
+            params, max_batch=config.max_batch, token_budget=config.token_budget))
         rate = largest_rate(table, criteria,
                             lambda r: self.probe(params, config, replicas, r), guess,
-                            self.options.tolerance)
+                            tolerance, growth=growth, ceiling=ceiling)
         if len(table.probes) != before:
             self.cache.save(table)
         return rate
@@ -179,8 +187,10 @@ class CapacityTableModel:
         base = replace(params, time_scale=1.0)
         criteria = Criteria.of(targets, self.options.headroom).scaled(1.0 / scale)
 
-        def search(config: Config, replicas: int, guess: float) -> float:
-            return self.largest_rate(base, criteria, config, replicas, guess)
+        def search(config: Config, replicas: int, guess: float, *, coarse: bool = False,
+                   growth: float = 2.0) -> float:
+            return self.largest_rate(base, criteria, config, replicas, guess, coarse=coarse,
+                                     growth=growth)
 
         tried = configs(params.max_batch, params.token_budget, self.options, fixed_batch)
         config, rate = None, 0.0
@@ -188,8 +198,10 @@ class CapacityTableModel:
             unscaled = self.size_candidate(base, targets, fixed_batch)
             if unscaled.config is not None:
                 config = unscaled.config
-                rate = search(config, 1, unscaled.rate_at(1))
-        if config is None or rate <= 0:
+                rate = search(config, 1, unscaled.rate_at(1), growth=1.25)
+                if rate <= 0:
+                    return CapacitySizing(None, (), _infeasible(targets, [config]))
+        if config is None:
             config, rate = search_config(tried, search, capacity_guess(law_of(base), base))
         if config is None:
             return CapacitySizing(None, (), _infeasible(targets, tried))

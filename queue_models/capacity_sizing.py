@@ -24,8 +24,8 @@ To extend: another knob to search (e.g. a KV-cache size) is one more field of
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 DEFAULT_POOL_SIZES = (1, 2, 4, 8, 16, 32)
 POOL_GAIN = 0.03
@@ -114,8 +114,13 @@ class CapacitySizing:
         return max(largest[0], math.ceil(demand_rps / largest[1] - 1e-9))
 
 
-RateSearch = Callable[[Config, int, float], float]
-"""(configuration, pool size, guess) -> largest per-replica rate within the criteria."""
+class RateSearch(Protocol):
+    """(configuration, pool size, guess) -> largest per-replica rate within the criteria;
+    `coarse` searches to a wider tolerance (screening), `growth` is how fast the rate
+    grows from a passing guess."""
+
+    def __call__(self, config: Config, replicas: int, guess: float, *, coarse: bool = False,
+                 growth: float = 2.0) -> float: ...
 
 
 def configs(ceiling: int, profile_budget: int, options: CalibrationOptions,
@@ -131,16 +136,19 @@ def configs(ceiling: int, profile_budget: int, options: CalibrationOptions,
 
 def search_config(candidates: list[Config], search: RateSearch, guess: float,
                   ) -> tuple[Config | None, float]:
-    """The configuration carrying the most per replica alone, and its rate."""
+    """The configuration carrying the most per replica alone (screened coarsely, the
+    winner refined), and its rate."""
     best: tuple[float, int, int, Config] | None = None
     for config in candidates:
-        rate = search(config, 1, guess)
+        rate = search(config, 1, guess, coarse=True)
         if rate > 0:
             guess = rate
             rank = (rate, config.token_budget, -config.max_batch, config)
             if best is None or rank[:3] > best[:3]:
                 best = rank
-    return (None, 0.0) if best is None else (best[3], best[0])
+    if best is None:
+        return None, 0.0
+    return best[3], search(best[3], 1, best[0], growth=1.25)
 
 
 def pool_curve(config: Config, single_rate: float, search: RateSearch,
@@ -149,7 +157,7 @@ def pool_curve(config: Config, single_rate: float, search: RateSearch,
     curve stops (flat beyond) once a larger pool gains less than `POOL_GAIN`."""
     points = [(1, single_rate)]
     for n in pool_sizes[1:]:
-        rate = max(search(config, n, points[-1][1]), points[-1][1])
+        rate = max(search(config, n, points[-1][1], growth=1.25), points[-1][1])
         points.append((n, rate))
         if rate < points[-2][1] * (1.0 + POOL_GAIN):
             break

@@ -22,7 +22,9 @@ The first `warmup_fraction` of requests is left out (the replay starts empty).
 `largest_rate(table, criteria, probe, guess)` brackets the answer geometrically from
 `guess` and the probes already in the table, then bisects until the bracket is within
 `tolerance` (relative); the answer is the highest rate seen to pass below every rate
-seen to fail (conservative). Infeasible targets (missed at `guess / 1024`) give 0.
+seen to fail (conservative). When the first probe fails, the next is at `guess / 1024`:
+targets missed there are infeasible (0), otherwise the bracket is split geometrically
+while it spans more than a factor 4, then in halves.
 
 To extend: a new kind of target is one more `Criteria` field checked in `passes`.
 """
@@ -41,6 +43,8 @@ from queue_models.base import Targets
 DEFAULT_HEADROOM = 0.5
 DEFAULT_WARMUP_FRACTION = 0.05
 MAX_PROBES = 24
+FLOOR_RATIO = 1024.0
+"""Targets missed at guess / FLOOR_RATIO are infeasible (one probe decides it)."""
 
 
 @dataclass(frozen=True)
@@ -182,24 +186,33 @@ def _bracket(table: CapacityTable, criteria: Criteria) -> tuple[float, float | N
 
 
 def largest_rate(table: CapacityTable, criteria: Criteria, probe: ProbeFn, guess: float,
-                 tolerance: float = 0.03, max_probes: int = MAX_PROBES) -> float:
-    """The largest per-replica rate meeting `criteria` (module docstring); 0: none."""
+                 tolerance: float = 0.03, max_probes: int = MAX_PROBES,
+                 growth: float = 2.0, ceiling: float = math.inf) -> float:
+    """The largest per-replica rate meeting `criteria` (module docstring); 0: none.
+    Without a failing probe yet, the rate grows by `growth` from the best passing one
+    (a good guess deserves a small growth: fewer halvings afterwards), up to `ceiling`,
+    which is the answer when it passes."""
     if guess <= 0:
         raise ValueError(f"guess must be > 0, got {guess}")
 
     def run(rate: float) -> None:
         table.add(probe(rate))
 
+    floor = guess / FLOOR_RATIO
     for _ in range(max_probes):
         lo, hi = _bracket(table, criteria)
         if hi is None:
-            run(max(guess, 2.0 * lo))
+            if lo >= ceiling:
+                return lo
+            run(min(max(guess, growth * lo), ceiling))
         elif lo <= 0.0:
-            if hi < guess / 1024.0:
+            if hi <= floor * (1.0 + 1e-9):
                 return 0.0
-            run(min(guess, hi / 2.0) if hi > guess else hi / 2.0)
+            run(floor if hi <= guess else min(guess, hi / 2.0))
         elif (hi - lo) / hi <= tolerance:
             return lo
+        elif hi / lo > 4.0:
+            run(math.sqrt(lo * hi))
         else:
             run(0.5 * (lo + hi))
     return _bracket(table, criteria)[0]

@@ -12,7 +12,8 @@ This is what a profiler does on real hardware (Dynamo's, Melange's, AIBrix's): m
 replica configuration under the workload's real sizes and burstiness. A replay that
 falls hopelessly behind (more than `overload_waiting` requests waiting per replica) is
 stopped: it is marked `overloaded` and the requests not yet served get an infinite TTFT,
-so any latency target counts them as misses.
+so any latency target counts them as misses; so is one whose queue still holds a tenth of
+the sample (and more than a batch per replica) when the last request arrives.
 
 Deterministic: the same setup, sample and rate give the same arrays.
 
@@ -36,6 +37,10 @@ from queue_models.workload_sample import WorkloadSample
 
 OVERLOAD_WAITING = 256
 """Waiting requests per replica beyond which a replay is abandoned as overloaded."""
+BACKLOG_SHARE = 0.1
+"""A replay whose waiting queue still holds this share of its requests (and more than
+a batch per replica) when the last one arrives could not keep up: it is overloaded too.
+This catches overload in samples too short to fill `OVERLOAD_WAITING`."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,10 @@ def replay(setup: ReplaySetup, sample: WorkloadSample,
         if pool.waiting() > limit:
             overloaded = True
             break
+    backlog = pool.waiting()
+    if not overloaded and backlog > max(BACKLOG_SHARE * sample.requests,
+                                        setup.max_batch * setup.replicas):
+        overloaded = True
     if not overloaded:
         pool.complete_until(math.inf)
     end = max((r.finished_s or 0.0 for r in pool.requests), default=0.0)

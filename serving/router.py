@@ -9,8 +9,8 @@ Routes:
   for is listed from the router's own table).
 - `GET /health` (the router itself), `GET /metrics` (`serving.router_metrics`).
 - `GET /router/backends`: every backend with its live state (JSON).
-- `POST /router/backends` `{"url", "model", "variant"?, "weight"?, "service_class"?,
-  "ttl_s"?}`: a worker registers itself, and repeats the same call as its heartbeat at
+- `POST /router/backends` `{"url", "model", "variant"?, "weight"?, "max_batch"?,
+  "service_class"?, "ttl_s"?}`: a worker registers itself, and repeats the same call as its heartbeat at
   least every `ttl_s` (default `RouterSettings.heartbeat_timeout_s`); `DELETE` with
   `{"url", "model"}` removes it.
 
@@ -173,7 +173,7 @@ async def metrics(request: web.Request) -> web.Response:
 def describe(state: RouterState) -> list[dict[str, Any]]:
     """Every backend and its live state, JSON-ready."""
     return [{"url": b.url, "model": b.model, "variant": b.variant, "weight": b.weight,
-             "service_class": b.service_class, "healthy": b.healthy, "ejected": b.ejected,
+             "max_batch": b.max_batch, "service_class": b.service_class, "healthy": b.healthy, "ejected": b.ejected,
              "outstanding": b.outstanding, "prefill_tokens": b.prefill_tokens,
              "decode_tokens": b.decode_tokens, "context_tokens": b.context_tokens,
              "ewma_ttfb_ms": b.ewma_ttfb_s * 1000,

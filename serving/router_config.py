@@ -4,14 +4,14 @@ The backends document is what `--backends FILE` holds and what the controller's 
 endpoint (`--plan URL`) serves:
 
     {"backends": [{"url": "http://127.0.0.1:8001", "model": "llama_3_1_8b",
-                   "variant": "llama-h100", "weight": 1.0}],
-     "policies": {"llama_3_1_8b": "weighted"}}
+                   "variant": "llama-h100", "weight": 1.0, "max_batch": 128}],
+     "policies": {"llama_3_1_8b": "least_loaded"}}
 
 `url` and `model` are required; `variant` (default: the URL), `weight` (the variant's
-router weight, >= 0), `service_class` (serve only that class's requests when the model
-has backends for it) are optional; other per-backend fields are allowed and kept
-(e.g. `max_batch`). `policies` (optional) names a policy per model. Other top-level keys
-(the controller adds `plan`) are ignored. Both sources go through `parse_backends`, so a
+router weight, >= 0), `max_batch` (the replica's max batch, which `least_loaded` divides
+by), `service_class` (serve only that class's requests when the model has backends for
+it) are optional; other per-backend fields are allowed and kept. `policies` (optional)
+names a policy per model. Other top-level keys (the controller adds `plan`) are ignored. Both sources go through `parse_backends`, so a
 bad document is a `SpecError` with the file (or URL) and the JSON path.
 
 Checks beyond the field types: URLs are http(s) with a host; a (url, model) pair appears
@@ -52,6 +52,9 @@ class BackendEntry(BaseModel):
     variant: str | None = Field(None, min_length=1,
                                 description="Variant (Deployment) name; default: the URL.")
     weight: float | None = Field(None, ge=0, description="The variant's router weight.")
+    max_batch: int | None = Field(
+        None, ge=1, description="Requests the replica runs at once (its max batch); "
+        "least_loaded compares outstanding requests per max-batch slot.")
     service_class: str | None = Field(
         None, min_length=1, description="Serve this class only (when the model has backends "
         "for it); default: any class.")
@@ -128,8 +131,9 @@ class RouterSettings:
     """How the router behaves (built by `fleetplan router` from its options)."""
 
     default_policy: str | None = None
-    """Policy for models neither `model_policies` nor the document name; None: `weighted`
-    when the model's backends carry weights, else `least_outstanding`."""
+    """Policy for models neither `model_policies` nor the document name; None:
+    `least_loaded` when the model's backends come from a plan (they carry a weight or a
+    max batch), else `least_outstanding`."""
     model_policies: Mapping[str, str] = field(default_factory=dict)
     policy_options: PolicyOptions = field(default_factory=PolicyOptions)
     max_retries: int = 2
@@ -156,8 +160,9 @@ class RouterSettings:
     backend_header: bool = True
 
     def policy_name(self, model: str, document_policies: Mapping[str, str],
-                    weighted: bool) -> str:
-        """The policy for `model`: CLI per-model, document, `--policy`, then the default."""
+                    planned: bool) -> str:
+        """The policy for `model`: CLI per-model, document, `--policy`, then the default
+        (`planned`: the model's backends carry a weight or a max batch)."""
         name = self.model_policies.get(model) or document_policies.get(model)
         name = name or self.default_policy
-        return name or ("weighted" if weighted else "least_outstanding")
+        return name or ("least_loaded" if planned else "least_outstanding")

@@ -36,15 +36,29 @@ Key = tuple[str, str]
 GroupKey = tuple[str, str | None]
 
 
+Identity = tuple[str, float | None, str | None, int | None]
+
+
 def _refresh(backend: Backend, entry: BackendEntry) -> None:
     backend.variant = entry.variant_name
     backend.weight = entry.weight
     backend.service_class = entry.service_class
+    backend.max_batch = entry.max_batch
 
 
 def _backend(entry: BackendEntry) -> Backend:
     return Backend(url=entry.url, model=entry.model, variant=entry.variant_name,
-                   weight=entry.weight, service_class=entry.service_class)
+                   weight=entry.weight, service_class=entry.service_class,
+                   max_batch=entry.max_batch)
+
+
+def _described(backend: Backend) -> Identity:
+    """What the source says about a backend (a change rebuilds the policies)."""
+    return (backend.variant, backend.weight, backend.service_class, backend.max_batch)
+
+
+def _entry(entry: BackendEntry) -> Identity:
+    return (entry.variant_name, entry.weight, entry.service_class, entry.max_batch)
 
 
 class BackendPool:
@@ -63,7 +77,7 @@ class BackendPool:
 
     def apply(self, document: BackendsDocument) -> bool:
         """Replace the source's backends; returns True if anything changed."""
-        before = {k: (b.variant, b.weight, b.service_class) for k, b in self._sourced.items()}
+        before = {k: _described(b) for k, b in self._sourced.items()}
         sourced: dict[Key, Backend] = {}
         for entry in document.backends:
             key = (entry.url, entry.model)
@@ -73,7 +87,7 @@ class BackendPool:
             _refresh(backend, entry)
             backend.heartbeat_deadline = None
             sourced[key] = backend
-        after = {k: (b.variant, b.weight, b.service_class) for k, b in sourced.items()}
+        after = {k: _described(b) for k, b in sourced.items()}
         changed = after != before or dict(document.policies) != self.document_policies
         self._sourced = sourced
         self.document_policies = dict(document.policies)
@@ -92,8 +106,7 @@ class BackendPool:
         if backend is None:
             backend = self._registered[key] = _backend(entry)
             self._membership_changed()
-        elif (backend.variant, backend.weight, backend.service_class) != (
-                entry.variant_name, entry.weight, entry.service_class):
+        elif _described(backend) != _entry(entry):
             _refresh(backend, entry)
             self._membership_changed()
         backend.heartbeat_deadline = now + ttl_s
@@ -146,9 +159,11 @@ class BackendPool:
         """Models with at least one backend, sorted."""
         return sorted(self._by_model)
 
-    def has_weights(self, model: str) -> bool:
-        """True when some backend of `model` carries a weight."""
-        return any(b.weight is not None for b in self._by_model.get(model, ()))
+    def planned(self, model: str) -> bool:
+        """True when some backend of `model` carries a weight or a max batch (it comes
+        from a plan, or a document written like one)."""
+        return any(b.weight is not None or b.max_batch is not None
+                   for b in self._by_model.get(model, ()))
 
     def candidates(self, model: str, service_class: str | None,
                    ) -> tuple[GroupKey, list[Backend]]:

@@ -146,7 +146,7 @@ class Proxy:
         if policy is None:
             model = group[0]
             name = self.settings.policy_name(model, self.pool.document_policies,
-                                             self.pool.has_weights(model))
+                                             self.pool.planned(model))
             seed = None if self.settings.seed is None else f"{self.settings.seed}:{group}"
             policy = POLICIES.get(name)(self.settings.policy_options, random.Random(seed))
             self._policies[group] = policy

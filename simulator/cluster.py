@@ -27,10 +27,12 @@ also advances to its `now`); `apply` acts at the cluster's current time.
   worker does, and reported as a "reconfigure" change; replicas started later get them.
   A plan without a token budget leaves the variant's as it is (new variants: the
   profile's).
-- Routing (`simulator.routing`): smooth weighted round robin over the server's variants by
-  the plan's router weights (replica counts before any plan), then the least-loaded ready
-  replica; requests arriving when no replica is ready wait at the router until one is.
-  A request the replica refuses (queue full, too large for its KV cache) is `rejected`.
+- Routing (`simulator.routing`, chosen by `SimConfig.routing`): by default the ready
+  replica of any of the server's variants with the fewest requests per max-batch slot;
+  `weighted` follows the plan's router weights across variants (replica counts before
+  any plan), then the least-loaded ready replica. Requests arriving when no replica is
+  ready wait at the router until one is. A request the replica refuses (queue full, too
+  large for its KV cache) is `rejected`.
 - `records` holds one `RequestRecord` per request for evaluation; `collect` reads the
   per-variant logs of `simulator.window` instead, pruned to the window.
 
@@ -45,7 +47,7 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from actuator.base import (
     ActuationResult,
@@ -61,7 +63,7 @@ from simulator.config import SimConfig
 from simulator.hardware import replica_config
 from simulator.records import RequestRecord, SimRequest
 from simulator.replica import SimReplica
-from simulator.routing import least_loaded, pick_variant
+from simulator.routing import ROUTING
 from simulator.window import RouterLog, VariantLog, router_only, router_shares, variant_window
 from specs.documents import FleetSpec
 from specs.plan import Plan
@@ -77,6 +79,7 @@ class SimCluster:
                  start_s: float = 0.0) -> None:
         self.spec = spec
         self.config = config or SimConfig()
+        self._policy = ROUTING.get(self.config.routing)
         self.now = self.start_s = self._limit = start_s
         self.records: list[RequestRecord] = []
         self.replicas: dict[str, SimReplica] = {}
@@ -210,11 +213,9 @@ class SimCluster:
         ready = [r for r in self.replicas.values() if r.server == server and r.accepts]
         if not ready:
             return None
-        weights = {v: w for v, w in self._server_weights(server).items()
-                   if any(r.variant == v for r in ready)}
-        variant = pick_variant(weights, self._credit.setdefault(server, {}))
-        chosen = [r for r in ready if r.variant == variant] or ready
-        return least_loaded(chosen)
+        chosen = self._policy(ready, lambda: self._server_weights(server),
+                              self._credit.setdefault(server, {}))
+        return cast(SimReplica | None, chosen)
 
     def _send(self, record: RequestRecord, replica: SimReplica) -> None:
         record.variant, record.replica, record.routed_s = replica.variant, replica.name, self.now

@@ -2,7 +2,8 @@
 
 Pod start-up, the window of the figures `collect` reports, the hardware of each replica
 (iteration-cost law per model and accelerator, multiplicative noise, KV capacity, queue
-bound), and two knobs of the event loop (fused decode runs, the gauge sampling grid).
+bound), how the router picks a replica (`simulator.routing`), and two knobs of the event
+loop (fused decode runs, the gauge sampling grid).
 Frozen; `SimCluster` reads it and never changes it.
 
 To extend: a new knob is one more field with a default and a check in `__post_init__`,
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from queue_models.iteration_cost import IterationCost
+from simulator.routing import ROUTING, RoutingName
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,10 @@ class SimConfig:
     sample_s: float = 1.0
     """Grid on which the replicas' gauge integrals are recorded; window means starting
     between two grid points interpolate between them."""
+    routing: RoutingName = "least_loaded"
+    """How a server's requests are spread (`simulator.routing`): `least_loaded` (the
+    ready replica of any variant with the fewest requests per max-batch slot) or
+    `weighted` (the plan's router weights across variants, then the least-loaded replica)."""
 
     def __post_init__(self) -> None:
         if self.startup_s < 0 or self.window_s <= 0 or self.sample_s <= 0:
@@ -58,6 +64,9 @@ class SimConfig:
         values = caps.values() if isinstance(caps, Mapping) else [caps]
         if any(v is not None and v < 1 for v in values):
             raise ValueError(f"kv_capacity_tokens must be >= 1, got {caps}")
+        if self.routing not in ROUTING:
+            raise ValueError(f"unknown routing {self.routing!r}; known: "
+                             + ", ".join(ROUTING.names()))
 
     def kv_capacity_for(self, accelerator: str) -> int | None:
         """The KV capacity of a replica on `accelerator` (None: unlimited)."""

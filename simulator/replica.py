@@ -79,6 +79,11 @@ class SimReplica:
         return self.engine.running + self.engine.waiting
 
     @property
+    def max_batch(self) -> int:
+        """The engine's max batch now (a plan may change it live)."""
+        return self.engine.max_batch
+
+    @property
     def accepts(self) -> bool:
         """True when the router may send it requests."""
         return self.phase == "ready"

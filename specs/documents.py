@@ -186,6 +186,14 @@ class OptimizerOptions(Document):
     transition_factor: NonNegFloat = Field(
         0.1, description="Accelerator-change penalty as a fraction of old plus new cost."
     )
+    variant_cost_fraction: NonNegFloat = Field(
+        0.25,
+        description="Heterogeneous milp: each variant a server is split into beyond its "
+        "first is charged this fraction of the hourly cost of one replica of the server's "
+        "cheapest single-accelerator candidate, so a server is split only when the split "
+        "saves more than that (0: splits cost nothing extra). Charges count in the "
+        "objective, not in the plan's cost.",
+    )
     milp_backend: MilpBackend = Field("highs", description="MILP backend: highs or cbc.")
     time_limit_s: float = Field(10.0, gt=0, description="MILP time limit, seconds.")
     mip_gap: float = Field(1e-4, ge=0, lt=1, description="MILP relative gap to stop at.")

@@ -69,7 +69,11 @@ class SolverReport(Document):
 
     solver: str = Field(description="Solver name.")
     status: SolveStatus = Field(description="optimal (proven), feasible, heuristic, ...")
-    objective: float | None = Field(None, description="Objective value (cost plus penalties).")
+    objective: float | None = Field(
+        None, description="Objective value: cost plus the transition penalty and, for a "
+        "heterogeneous milp, the variant charge of every variant beyond a server's first "
+        "(`optimizer.variant_cost_fraction`; `detail` says how many and how much).",
+    )
     best_bound: float | None = Field(None, description="Best proven lower bound (MILP).")
     gap: float | None = Field(None, description="Relative optimality gap (MILP).")
     lp_bound: float | None = Field(

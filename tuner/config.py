@@ -1,4 +1,4 @@
-"""Configuration of the tuner: noise levels, bounds, gate, warm-up, initial fit.
+"""Configuration of the tuner: noise levels, bounds, gate, warm-up, initial fit, merge step.
 
 All noise levels are relative standard deviations, because the filter works in log space
 (`tuner.tuner` explains why): a process noise of 0.02 lets a parameter drift by about 2%
@@ -86,7 +86,15 @@ class TunerConfig(_Config):
         True, description="Observe the mean running batch too, when the observation has it."
     )
     bounds_factor: float = Field(
-        10.0, gt=1, description="Parameters stay within [x / f, x f] of where the filter started."
+        10.0, gt=1, description="Parameters stay within [x / f, x f] of where the filter started; "
+        "the parameters merged into the optimizer's spec, within [x / f, x f] of the "
+        "configured profile."
+    )
+    max_merged_step: float = Field(
+        0.05, gt=0, le=1,
+        description="Most the parameters merged into the optimizer's spec move per update "
+        "(one Tuner.update call with observations of the pair, i.e. one loop tick), relative "
+        "and per parameter: 0.05 lets alpha, beta and gamma each change by at most 5%.",
     )
     gate_probability: float = Field(
         0.99, gt=0, lt=1,

@@ -3,8 +3,8 @@
 `TunerState` is what the control loop keeps between ticks and writes to disk between
 restarts (`to_json` / `from_json`): for each pair a `FilterState` with the estimate (log
 parameters), its covariance, the bounds, the phase (warm-up or tracking), the warm-up
-window and prior, the counters, and the observations waiting for an initial fit of pairs
-without a profile. Everything is a frozen pydantic model; the tuner returns a new state
+window and prior, the counters, the parameters served to the optimizer (`tuner.served`),
+and the observations waiting for an initial fit of pairs without a profile. Everything is a frozen pydantic model; the tuner returns a new state
 instead of changing one.
 
 Parameters are stored as natural logarithms of (alpha, beta, gamma) in ms (see
@@ -73,6 +73,10 @@ class FilterState(_State):
     resets: int = Field(0, ge=0, description="Times repeated rejections restarted warm-up.")
     last_nis: float | None = Field(None, description="Normalised innovation squared of the "
                                    "last gated update.")
+    served: Vector3 | None = Field(
+        None, description="The parameters the optimizer sees, ln(alpha_ms), ln(beta_ms), "
+        "ln(gamma_ms): moved toward the estimate by at most max_merged_step per update while "
+        "tracking (tuner.served); None until the filter first tracks.")
 
     @property
     def key(self) -> ProfileKey:
@@ -98,6 +102,14 @@ class FilterState(_State):
     def params_ms(self) -> Vector3:
         """(alpha, beta, gamma) in ms."""
         a, b, c = (math.exp(v) for v in self.mean)
+        return (a, b, c)
+
+    @property
+    def served_ms(self) -> Vector3 | None:
+        """The served (alpha, beta, gamma) in ms, None until the filter first tracks."""
+        if self.served is None:
+            return None
+        a, b, c = (math.exp(v) for v in self.served)
         return (a, b, c)
 
     @property

@@ -20,6 +20,11 @@ filter of its (model, accelerator) pair:
   its variance widens by `reset_uncertainty`, and the filter warms up again starting
   with the rejected observations.
 
+After the observations, each pair seen that tracks moves its served parameters (what the
+optimizer sees, `tuner.served`) one bounded step toward its estimate: at most
+`max_merged_step` per parameter and call, within `bounds_factor` of the configured profile.
+Warm-up observations are not gated, which is why warm-up estimates are never served.
+
 An observation the queue model cannot evaluate is skipped and reported. No clock, no I/O.
 
 To extend: a new outcome is one more `Outcome` literal; a different filter for tracking
@@ -44,6 +49,7 @@ from tuner.ekf import Belief, Bounds
 from tuner.fit import FIT_BOUNDS, initial_fit, map_fit, weak_prior
 from tuner.observation import Observation, ProfileKey
 from tuner.observe import ObservationModel, PredictionError
+from tuner.served import served_step
 from tuner.state import FilterState, TunerState, new_filter, restart_warmup
 
 Outcome = Literal["pending", "fit", "warmup", "accepted", "rejected", "reset", "skipped"]
@@ -92,10 +98,12 @@ class Tuner:
         """Feed observations in order; returns the new state and one report each."""
         configured = {ProfileKey(p.model, p.accelerator): p for p in profiles}
         reports: list[UpdateReport] = []
+        seen: set[ProfileKey] = set()
         for obs in observations:
             state, report = self._one(state, obs, configured.get(obs.key))
             reports.append(report)
-        return state, reports
+            seen.add(obs.key)
+        return self._serve(state, seen, configured), reports
 
     def fit_pending(self, state: TunerState) -> tuple[TunerState, list[UpdateReport]]:
         """Fit every pair still buffering, however few observations it has (offline
@@ -195,6 +203,22 @@ class Tuner:
         for obs in rejected:
             restarted, _ = self._warmup(restarted, obs)
         return restarted
+
+    def _serve(self, state: TunerState, keys: set[ProfileKey],
+               configured: dict[ProfileKey, Profile]) -> TunerState:
+        """One bounded step of the served parameters of each pair in `keys` that tracks
+        (`tuner.served`)."""
+        for key in sorted(keys):
+            current = state.filter(key)
+            if current is None or current.phase != "tracking":
+                continue
+            profile = configured.get(key)
+            start = None if profile is None else profile_belief(profile, self.config).mean
+            box = (current.bounds if start is None
+                   else bounds_around(start, self.config.bounds_factor))
+            state = state.with_filter(served_step(current, start, box,
+                                                  self.config.max_merged_step))
+        return state
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -42,8 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--kubernetes", metavar="SELECTOR",
                         help="label selector of the Pods to route to")
     p.add_argument("--policy", choices=POLICY_NAMES,
-                   help="policy for models the config does not name (default: weighted when "
-                   "backends carry weights, else least_outstanding)")
+                   help="policy for models the config does not name (default: least_loaded "
+                   "when backends carry a weight or max batch, as a plan's do, else "
+                   "least_outstanding)")
     p.add_argument("--model-policy", action="append", default=[], metavar="MODEL=NAME",
                    help="policy for one model (repeatable; overrides the document's)")
     _add_behaviour(p)

@@ -7,7 +7,8 @@ squares on their first observations (or on all of them, when there are fewer) an
 filtered. Prints `{"profiles": [...]}`: per (model, accelerator) the tuned alpha, beta,
 gamma (ms), their relative uncertainty, where the estimate started, the counters, and the
 mean absolute error of the tuned profile's TTFT and ITL predictions over the pair's
-measurements. `--output-spec` writes the spec with the tuned profiles merged in.
+measurements. `--output-spec` writes the spec with the tuned estimates merged in (as they
+are: the loop's bound on how far merged parameters move per tick is not applied offline).
 
 This is what inferno's separate model-trainer does, as a command of the same tool.
 """
@@ -131,6 +132,6 @@ def run(args: argparse.Namespace) -> int:
     document = {"profiles": [_profile_json(tuner, found, observations)
                              for found in tuned_profiles(state)]}
     if args.output_spec and spec is not None:
-        write_json_atomic(args.output_spec, merge_profiles(spec, state))
+        write_json_atomic(args.output_spec, merge_profiles(spec, state, estimates=True))
     print(json.dumps(document, indent=2))
     return 0

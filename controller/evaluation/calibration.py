@@ -60,11 +60,11 @@ class Sizer:
         found = self._generators.get(key)
         if found is None:
             found = self._generators[key] = CandidateGenerator(
-                self._model(queue_model), laws=self.laws, workloads=self.workloads,
+                self.model(queue_model), laws=self.laws, workloads=self.workloads,
                 profiled={(p.model, p.accelerator): p for p in profiled})
         return found
 
-    def _model(self, name: str) -> QueueModel:
+    def model(self, name: str) -> QueueModel:
         """One model per name, shared by every generator (so are its tables)."""
         if name not in self._models:
             self._models[name] = (CapacityTableModel(self.options, self.cache)

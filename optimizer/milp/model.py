@@ -8,9 +8,14 @@ candidate (after `optimizer.pruning`):
 - heterogeneous mode: n[s,a] integer replicas of a (at most what a alone needs), u[s]
   binary "served": sum_a rate_a n[s,a] >= demand_s u[s], n[s,a] <= R[s,a] u[s], min and
   max replicas, and z[s] >= u[s] - n[s,current] charging factor x old cost on a switch;
+  with a variant charge F[s] > 0 (`variant_charge`) and two or more candidates, binary
+  y[s,a] "variant open" instead: n[s,a] <= R[s,a] y[s,a], u[s] <= sum_a y[s,a] <= A u[s],
+  each y costing F[s] and u earning F[s] back, so the objective charges F[s] for every
+  variant beyond a server's first (an unsplit server's objective is unchanged);
 - capacity: cards per card type <= capacity (only for types that can run out);
 - objective: cost plus transition penalty (`Candidate.value`; per replica in splits,
-  with the accelerator-change charge on replicas off the current accelerator).
+  with the accelerator-change charge on replicas off the current accelerator), plus the
+  variant charges of splits.
 
 The model is kept as plain arrays (columns: cost, bounds, integrality, names; rows:
 sparse coefficients and lower/upper bounds), which `HighsSession` hands to highspy as
@@ -19,9 +24,10 @@ backend; it is built only when CBC runs, because creating 100,000 PuLP variables
 about a second at 10,000 servers and HiGHS never needs them.
 
 `Builder.formulation()` describes the columns for `optimizer.lexicographic` (costs,
-bounds, integrality, which columns say "served", which server owns each column), and
-`Builder.basis(values)` a simplex starting basis around an integral point (single-type
-mode only).
+bounds, integrality, which columns say "served", which server owns each column, which
+follow from the others), `Builder.basis(values)` a simplex starting basis around an
+integral point (single-type mode only), and `Builder.split_start(chosen)` a point of the
+heterogeneous model with each server on one whole-server candidate (the greedy's).
 
 To extend: a new constraint is a `Builder.row` call in `_single` or `_split`; a new
 column kind must pass its owner to `Builder.var`.
@@ -29,7 +35,8 @@ column kind must pass its owner to `Builder.var`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -65,13 +72,27 @@ class Entry:
     cols: list[int]
     gate: list[int]
     pin_row: int = -1
+    opened: list[int] = field(default_factory=list)
+    """Heterogeneous mode with a variant charge: the y column of each candidate."""
+    switch: int = -1
+    """Heterogeneous mode: the z column (accelerator change), -1 when none."""
+
+
+def variant_charge(server: ServerCandidates, fraction: float) -> float:
+    """The objective's charge for each variant of `server` beyond its first: `fraction` of
+    one replica's hourly cost of the server's cheapest single-accelerator candidate."""
+    if fraction <= 0 or not server.candidates:
+        return 0.0
+    return fraction * server.candidates[0].cost_per_replica
 
 
 class Builder:
     """Builds the model's arrays and the column arrays the stages need."""
 
-    def __init__(self, problem: Problem, pruned: Pruned, heterogeneous: bool) -> None:
+    def __init__(self, problem: Problem, pruned: Pruned, heterogeneous: bool,
+                 variant_cost_fraction: float = 0.0) -> None:
         self.problem, self.pruned, self.het = problem, pruned, heterogeneous
+        self.variant_cost_fraction = variant_cost_fraction
         self.names: list[str] = []
         self.cost: list[float] = []
         self.upper: list[float] = []
@@ -148,8 +169,14 @@ class Builder:
             self.row([(n, 1.0) for n in cols] + [(u, -server.min_replicas)], 0, INF)
         if cap is not None:
             self.row([(n, 1.0) for n in cols], -INF, cap)
-        for n, c in zip(cols, candidates, strict=True):
-            self.row([(n, 1.0), (u, -c.replicas)], -INF, 0)
+        opened: list[int] = []
+        charge = variant_charge(server, self.variant_cost_fraction)
+        if charge > 0 and len(cols) > 1:
+            opened = self._open_variants(k, u, cols, charge)
+        else:
+            for n, c in zip(cols, candidates, strict=True):
+                self.row([(n, 1.0), (u, -c.replicas)], -INF, 0)
+        z = -1
         if server.current_cost > 0:
             z = self.var(f"z{k}", 1, False, factor * server.current_cost, k)
             here = [
@@ -158,7 +185,41 @@ class Builder:
                 if c.accelerator == server.current_accelerator
             ]
             self.row([(z, 1.0), (u, -1.0)] + [(n, 1.0) for n in here], 0, INF)
-        return Entry(server, candidates, cols, [u])
+        return Entry(server, candidates, cols, [u], opened=opened, switch=z)
+
+    def _open_variants(self, k: int, u: int, cols: list[int], charge: float) -> list[int]:
+        """Binary y per replica column: n <= (its upper bound) y, u <= sum y <= len(y) u;
+        each open variant costs `charge` and serving earns one back."""
+        opened = [self.var(f"y{k}_{j}", 1, True, charge, k) for j in range(len(cols))]
+        for n, y in zip(cols, opened, strict=True):
+            self.row([(n, 1.0), (y, -self.upper[n])], -INF, 0)
+        self.row([(u, 1.0)] + [(y, -1.0) for y in opened], -INF, 0)
+        self.row([(y, 1.0) for y in opened] + [(u, -float(len(opened)))], -INF, 0)
+        self.cost[u] = -charge
+        return opened
+
+    def split_start(self, chosen: Mapping[str, Candidate]) -> FloatArray | None:
+        """A point of the heterogeneous model: each server in `chosen` on all the
+        replicas of one kept candidate at least as good as its chosen one (the same
+        accelerator, else the same card type with no more cards and at least the rate
+        per replica: no more cards in all), the others unserved. None when a server has
+        no such candidate or its replicas exceed the column's bound (max replicas)."""
+        values = np.zeros(self.n)
+        for e in self.entries:
+            c = chosen.get(e.server.server)
+            if c is None:
+                continue
+            j = _covering(e.candidates, c)
+            if j is None or e.candidates[j].replicas > self.upper[e.cols[j]]:
+                return None
+            values[e.cols[j]] = e.candidates[j].replicas
+            values[e.gate[0]] = 1.0
+            if e.opened:
+                values[e.opened[j]] = 1.0
+            if e.switch >= 0:
+                values[e.switch] = float(
+                    e.candidates[j].accelerator != e.server.current_accelerator)
+        return values
 
     @cached_property
     def form(self) -> Formulation:
@@ -175,6 +236,7 @@ class Builder:
             pin_row=np.array([e.pin_row for e in self.entries], dtype=np.int64),
             priority=np.array([e.server.priority for e in self.entries], dtype=np.int64),
             weight=np.array([e.server.demand_rps + ZERO_LOAD_WEIGHT for e in self.entries]),
+            follows=np.array([name.startswith("y") for name in self.names], dtype=bool),
         )
 
     def formulation(self) -> Formulation:
@@ -221,6 +283,21 @@ class Builder:
             pulp.LpAffineExpression([(v, c) for v, c in zip(columns, self.cost, strict=True) if c])
         )
         return prob, columns, constraints
+
+
+def _covering(candidates: tuple[Candidate, ...], chosen: Candidate) -> int | None:
+    """Index of the candidate on `chosen`'s accelerator, else of the first on its card
+    type with no more cards and at least the rate per replica (it needs no more
+    replicas, so no more cards in all); None if there is none."""
+    for j, c in enumerate(candidates):
+        if c.accelerator == chosen.accelerator:
+            return j
+    for j, c in enumerate(candidates):
+        if (c.card_type == chosen.card_type
+                and c.cards_per_replica <= chosen.cards_per_replica
+                and c.max_rate_per_replica_rps >= chosen.max_rate_per_replica_rps):
+            return j
+    return None
 
 
 def _sense(lower: float, upper: float) -> tuple[int, float]:

@@ -2,23 +2,28 @@
 
 Steps: nothing to place -> an empty plan; single-type mode with every server's cheapest
 candidate fitting -> that plan, optimal without a MILP; otherwise dominance pruning,
-the model, and `optimizer.lexicographic` on HiGHS from the greedy's plan (falling back
-to CBC once if HiGHS fails). Servers left unserved get best effort from the saturation
-policy over the leftover cards, as in the greedy. The report says "optimal" (within `mip_gap`) or
+the model, and `optimizer.lexicographic` on HiGHS from the greedy's plan (heterogeneous
+mode: from the single-type milp's plan, `_start_plan`), falling back to CBC once if
+HiGHS fails. Servers left unserved get best effort from the saturation policy over the
+leftover cards, as in the greedy. The report says "optimal" (within `mip_gap`) or
 "feasible" (a time limit stopped a stage), with the bound, gap and the LP bound of the
-final cost problem.
+final cost problem. In heterogeneous mode the objective includes the variant charges of
+split servers (`OptimizerOptions.variant_cost_fraction`, `model.variant_charge`), and
+the detail says how many variants were charged and what they added.
 
 To extend: a new backend is one more name in `_run` and a `Session` in `backends`.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from optimizer.greedy import greedy_placement
 from optimizer.lexicographic import FloatArray, Outcome, Session, relative_gap, solve_lexicographic
 from optimizer.milp.backends import HighsSession, PulpSession
-from optimizer.milp.model import Builder
+from optimizer.milp.model import Builder, variant_charge
 from optimizer.problem import (
     Assignment,
     Problem,
@@ -32,6 +37,10 @@ from optimizer.saturation import best_effort
 from optimizer.transition import per_replica_factor
 from specs.documents import OptimizerOptions
 
+_SINGLE_SHARE = 0.5
+"""Most of the time limit the heterogeneous mode gives the single-type solve of its start
+(it usually needs far less; the split model gets what is left, at least this share)."""
+
 
 def _fits(servers: list[ServerCandidates], capacity: dict[str, int]) -> bool:
     """True when every server's cheapest candidate fits at once."""
@@ -44,15 +53,16 @@ def _fits(servers: list[ServerCandidates], capacity: dict[str, int]) -> bool:
 
 
 def greedy_start(builder: Builder, placed: list[Assignment]) -> FloatArray | None:
-    """The greedy's placements as column values (single-type mode; else None).
+    """The greedy's placements as column values.
 
     A placement on a pruned candidate moves to the kept candidate that dominates it
     (same card type and no more cards, or an ample type), which keeps it feasible; a
-    placement with no such candidate makes the whole start None.
+    placement with no such candidate makes the whole start None. Heterogeneous mode:
+    `Builder.split_start`.
     """
-    if builder.het:
-        return None
     chosen = {a.server: a.variants[0].candidate for a in placed}
+    if builder.het:
+        return builder.split_start(chosen)
     values = np.zeros(builder.n)
     for e in builder.entries:
         c = chosen.get(e.server.server)
@@ -74,10 +84,12 @@ def greedy_start(builder: Builder, placed: list[Assignment]) -> FloatArray | Non
     return values
 
 
-def _run(builder: Builder, problem: Problem, options: OptimizerOptions) -> tuple[Outcome, str]:
-    """Stages on the chosen backend; on a HiGHS failure, once more on CBC (which gets its
-    own time limit)."""
-    fits, placed = greedy_placement(problem.placeable(), problem.capacity)
+def _run(builder: Builder, problem: Problem, options: OptimizerOptions,
+         fits: dict[int, bool], placed: list[Assignment], limit: float,
+         ) -> tuple[Outcome, str]:
+    """Stages on the chosen backend from `placed` (a plan to start from), within `limit`
+    seconds, `fits` saying which priorities the greedy placed in full; on a HiGHS
+    failure, once more on CBC (which gets its own time limit)."""
     backends = ["highs", "cbc"] if options.milp_backend == "highs" else ["cbc"]
     errors = []
     for name in backends:
@@ -90,7 +102,7 @@ def _run(builder: Builder, problem: Problem, options: OptimizerOptions) -> tuple
                 builder_now.formulation(),
                 session,
                 gap=options.mip_gap,
-                time_limit=options.time_limit_s,
+                time_limit=limit,
                 prefix_fits=fits,
                 start=greedy_start(builder_now, placed),
             )
@@ -103,10 +115,41 @@ def _run(builder: Builder, problem: Problem, options: OptimizerOptions) -> tuple
     raise RuntimeError("MILP failed: " + "; ".join(errors))
 
 
+def _start_plan(problem: Problem, options: OptimizerOptions, placed: list[Assignment],
+                ) -> tuple[list[Assignment], float]:
+    """The plan the stages start from, and the solver seconds spent finding it.
+
+    Single-type mode: the greedy's placements `placed`. Heterogeneous mode: the
+    single-type milp's plan (each server on one whole candidate, which the split model
+    holds), within `_SINGLE_SHARE` of the time limit: its LP is nearly integral and solved
+    in a fraction of the split model's time, and it serves about as much as a split plan,
+    where the greedy's can serve much less and the split model's own heuristics can take
+    seconds to find any plan (the LP splits every server's load). `placed` if it fails.
+    """
+    if not options.heterogeneous:
+        return placed, 0.0
+    servers = list(problem.placeable())
+    if _fits(servers, dict(problem.capacity)):
+        return list(_cheapest(servers).assignments), 0.0
+    limit = options.time_limit_s * _SINGLE_SHARE
+    single = options.model_copy(update={"heterogeneous": False, "time_limit_s": limit})
+    try:
+        solved = _model_solution(problem, single)
+    except RuntimeError:
+        return placed, limit
+    return solved.assignments, solved.seconds
+
+
 def _rebuilt(builder: Builder, problem: Problem, options: OptimizerOptions) -> Builder:
-    fresh = Builder(problem, builder.pruned, options.heterogeneous)
+    fresh = Builder(problem, builder.pruned, options.heterogeneous,
+                    builder.variant_cost_fraction)
     fresh.build()
     return fresh
+
+
+def _fraction(options: OptimizerOptions) -> float:
+    """The variant charge fraction in force (splits exist only in heterogeneous mode)."""
+    return options.variant_cost_fraction if options.heterogeneous else 0.0
 
 
 def _assignments(builder: Builder, values: FloatArray) -> list[Assignment]:
@@ -126,8 +169,10 @@ def _assignments(builder: Builder, values: FloatArray) -> list[Assignment]:
     return out
 
 
-def _value(assignment: Assignment, server: ServerCandidates, factor: float) -> float:
-    """Objective value of one assignment (the candidate's, or the split's cost and penalty)."""
+def _value(assignment: Assignment, server: ServerCandidates, factor: float,
+           charge: float = 0.0) -> float:
+    """Objective value of one assignment (the candidate's, or the split's cost and
+    penalty), plus `charge` for every variant beyond the first."""
     first = assignment.variants[0]
     if len(assignment.variants) == 1 and first.replicas == first.candidate.replicas:
         return first.candidate.value
@@ -137,7 +182,15 @@ def _value(assignment: Assignment, server: ServerCandidates, factor: float) -> f
     )
     if all(v.candidate.accelerator != server.current_accelerator for v in assignment.variants):
         total += factor * server.current_cost
-    return total
+    return total + charge * (len(assignment.variants) - 1)
+
+
+def _charges(assignments: list[Assignment], by_name: dict[str, ServerCandidates],
+             fraction: float) -> tuple[int, float]:
+    """Variants beyond each server's first, and what they add to the objective."""
+    extra = [(len(a.variants) - 1, variant_charge(by_name[a.server], fraction))
+             for a in assignments]
+    return sum(n for n, _ in extra), sum(n * c for n, c in extra)
 
 
 def _cheapest(servers: list[ServerCandidates]) -> Solution:
@@ -150,23 +203,36 @@ def _cheapest(servers: list[ServerCandidates]) -> Solution:
     return Solution(tuple(chosen), {}, "optimal", objective, objective, 0.0, objective, detail)
 
 
-def _model_solution(
-    problem: Problem, options: OptimizerOptions
-) -> tuple[list[Assignment], str, float | None, float | None, str]:
-    """Prune, build, solve: (assignments, status, bound, LP bound, detail)."""
+class _Solved(NamedTuple):
+    """What `_model_solution` found (seconds: solver time, the start's included)."""
+
+    assignments: list[Assignment]
+    status: str
+    bound: float | None
+    lp: float | None
+    detail: str
+    seconds: float
+
+
+def _model_solution(problem: Problem, options: OptimizerOptions) -> _Solved:
+    """Prune, build, solve from the start plan within the time limit."""
     pruned = prune(
         problem.placeable(),
         problem.capacity,
         heterogeneous=options.heterogeneous,
         factor=problem.transition_factor,
     )
-    builder = Builder(problem, pruned, options.heterogeneous)
+    builder = Builder(problem, pruned, options.heterogeneous, _fraction(options))
     builder.build()
     free = [Assignment(name, (Variant(c, c.replicas),)) for name, c in pruned.free.items()]
     free_value = sum(c.value for c in pruned.free.values())
     if not builder.entries:
-        return free, "optimal", free_value, free_value, "every server is free after pruning"
-    outcome, backend = _run(builder, problem, options)
+        return _Solved(free, "optimal", free_value, free_value,
+                       "every server is free after pruning", 0.0)
+    fits, greedy = greedy_placement(problem.placeable(), problem.capacity)
+    placed, used = _start_plan(problem, options, greedy)
+    limit = max(options.time_limit_s - used, options.time_limit_s * _SINGLE_SHARE)
+    outcome, backend = _run(builder, problem, options, fits, placed, limit)
     result = outcome.result
     detail = (
         f"{backend}, {outcome.solves} solves, {builder.n} columns "
@@ -175,7 +241,8 @@ def _model_solution(
     status = "optimal" if outcome.worst == "optimal" else "feasible"
     bound = None if result.bound is None else result.bound + free_value
     lp = None if outcome.lp_bound is None else outcome.lp_bound + free_value
-    return _assignments(builder, result.values) + free, status, bound, lp, detail
+    return _Solved(_assignments(builder, result.values) + free, status, bound, lp, detail,
+                   used + outcome.seconds)
 
 
 def solve_milp(problem: Problem, options: OptimizerOptions) -> Solution:
@@ -185,22 +252,19 @@ def solve_milp(problem: Problem, options: OptimizerOptions) -> Solution:
         return Solution((), {}, "empty", 0.0, 0.0, 0.0, 0.0, "no servers to place")
     if not options.heterogeneous and _fits(servers, dict(problem.capacity)):
         return _cheapest(servers)
-    assignments, status, bound, lp, detail = _model_solution(problem, options)
-    return _finish(problem, options, assignments, status, bound, lp, detail)
+    return _finish(problem, options, _model_solution(problem, options))
 
 
-def _finish(
-    problem: Problem,
-    options: OptimizerOptions,
-    assignments: list[Assignment],
-    status: str,
-    bound: float | None,
-    lp: float | None,
-    detail: str,
-) -> Solution:
+def _finish(problem: Problem, options: OptimizerOptions, solved: _Solved) -> Solution:
     """Best effort for the unserved (saturation policy), objective, gap and report."""
+    assignments = solved.assignments
     by_name = {s.server: s for s in problem.placeable()}
-    objective = sum(_value(a, by_name[a.server], problem.transition_factor) for a in assignments)
+    fraction = _fraction(options)
+    objective = sum(
+        _value(a, by_name[a.server], problem.transition_factor,
+               variant_charge(by_name[a.server], fraction))
+        for a in assignments
+    )
     served = {a.server for a in assignments}
     left = sorted(
         (s for s in by_name.values() if s.server not in served),
@@ -216,11 +280,22 @@ def _finish(
     return Solution(
         assignments=tuple(sorted(assignments + partial, key=lambda a: a.server)),
         unserved={k: v for k, v in sorted(reasons.items()) if k not in full},
-        status="optimal" if status == "optimal" else "feasible",
+        status="optimal" if solved.status == "optimal" else "feasible",
         objective=objective,
-        best_bound=bound,
-        gap=relative_gap(objective, bound, False),
-        lp_bound=lp,
-        detail=detail
-        + ("" if status == "optimal" else "; time limit: feasible, not proven optimal"),
+        best_bound=solved.bound,
+        gap=relative_gap(objective, solved.bound, False),
+        lp_bound=solved.lp,
+        detail=_detail(solved, _charges(assignments, by_name, fraction), fraction),
     )
+
+
+def _detail(solved: _Solved, charges: tuple[int, float], fraction: float) -> str:
+    """The report's detail: backend and stages, variant charges, a time-limit note."""
+    count, total = charges
+    out = solved.detail
+    if total > 0:
+        out += (f"; objective includes {count} variant charges ({total:.6g}/h, "
+                f"variant_cost_fraction {fraction:g})")
+    if solved.status != "optimal":
+        out += "; time limit: feasible, not proven optimal"
+    return out

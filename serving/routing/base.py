@@ -13,7 +13,8 @@ of the requests it has in flight there (outstanding requests, their prompt token
 prefill, their estimated decode tokens still to generate, their context (prompt plus
 tokens generated so far, what attention reads every iteration), an EWMA of time to first
 byte),
-so policies work the same in front of emulated workers and real vLLM pods.
+so policies work the same in front of emulated workers and real vLLM pods. Its max batch
+comes from the backends document (the controller fills it in from the plan) when known.
 
 To extend: write one module with a class taking `(options, rng)` and a `choose` method,
 register it with `POLICIES.register("name", Class)` and import the module in
@@ -39,6 +40,8 @@ class Backend:
     variant: str
     weight: float | None = None
     service_class: str | None = None
+    max_batch: int | None = None
+    """Requests the replica runs at once (None: unknown)."""
     # live accounting, kept by the router
     outstanding: int = 0
     prefill_tokens: int = 0

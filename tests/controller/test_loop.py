@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -155,7 +156,7 @@ def test_restart_resumes_state(spec, tmp_path):
     loop.tick()
     saved = StateFile(tmp_path / "state.json").load()
     assert saved == loop.state
-    assert saved.tick == 2 and saved.stabilizer.pending and saved.forecasts
+    assert saved.tick == 2 and saved.stabilizer.history and saved.forecasts
     again = ControlLoop(loop.parts, loop.options, saved)
     clock.advance(60)
     assert again.tick().tick == 3
@@ -182,3 +183,22 @@ def test_stop_during_actuation_lets_it_finish(spec):
     report = result["report"]
     assert report.status == "applied"
     assert {k: n for k, n in actuator.fleet.items() if n} == plan_replicas(report.plan)
+
+
+def test_state_file_with_old_pending_scale_downs_loads(spec, tmp_path):
+    """A state file written before the scale-down window (stabiliser `pending`) loads, with
+    the held scale-downs dropped, and the loop resumes from it."""
+    loop, clock, scale, _, _ = make(spec, tmp_path)
+    scale.factor = 4.0
+    loop.tick()
+    path = tmp_path / "state.json"
+    document = json.loads(path.read_text())
+    document["stabilizer"] = {"pending": {"premium-llama/H100": {"since": 1000.0, "floor": 1}}}
+    path.write_text(json.dumps(document))
+    saved = StateFile(path).load()
+    assert saved.tick == 1 and saved.stabilizer.history == {}
+    again = ControlLoop(loop.parts, loop.options, saved)
+    clock.advance(60)
+    report = again.tick()
+    assert report.tick == 2 and report.status == "applied"
+    assert StateFile(path).load().stabilizer.history

@@ -40,6 +40,47 @@ def test_holt_is_flat_on_a_flat_series_and_bounded():
     assert Holt().predict(spike, 120.0) <= 4 * 1000.0
 
 
+def window_filling(rate: float, window_s: float, latency_s: float, period_s: float,
+                   ticks: int, start_s: float = 0.0) -> list[tuple[float, float]]:
+    """What a collector measures from start-up at a flat true `rate`: the requests completed
+    in its window (each finishes `latency_s` after arriving) over the window's elapsed time,
+    so the measured rate ramps up to `rate` over about one window."""
+    points = []
+    for k in range(1, ticks + 1):
+        t = period_s * k
+        elapsed = min(t, window_s)
+        points.append((start_s + t, rate * max(0.0, min(elapsed, t - latency_s)) / elapsed))
+    return points
+
+
+@pytest.mark.parametrize(("window_s", "latency_s", "period_s"),
+                         [(60, 10, 30), (60, 20, 30), (60, 40, 30), (60, 20, 60)])
+def test_holt_does_not_extrapolate_a_filling_window(window_s, latency_s, period_s):
+    points = window_filling(10.0, window_s, latency_s, period_s, ticks=20)
+    assert points[0][1] < 7.0  # the measurement does ramp up
+    series, worst = None, 0.0
+    for t, value in points:
+        series = Holt().update(series, t, value)
+        worst = max(worst, Holt().predict(series, 120.0))
+    assert worst <= 10.0 * 1.03, worst
+
+
+def test_holt_leads_a_real_ramp_after_start_up():
+    """Start-up at 5 req/s (window filling), a plateau, then +1 req/s per minute."""
+    points = window_filling(5.0, 60.0, 20.0, 30.0, ticks=10)
+    ramp = [(300.0 + 30.0 * k, 5.0 + 0.5 * k) for k in range(1, 21)]
+    series, leads = None, []
+    for t, value in points + ramp:
+        series = Holt().update(series, t, value)
+        ahead = Holt().predict(series, 120.0)
+        true_ahead = 5.0 if t <= 300.0 else value + 2.0  # the rate 120 s later
+        assert ahead <= true_ahead * 1.03, (t, value, ahead)
+        if t > 300.0:
+            leads.append(ahead - value)
+    assert all(lead > 0 for lead in leads[6:]), leads  # ahead from 3 minutes into the ramp
+    assert leads[-1] > 0.5, leads  # well ahead once the ramp is established
+
+
 def test_sizing_never_below_current():
     series = feed(Holt(), [(60.0 * i, 10.0 - i) for i in range(8)])
     assert sizing_rate(Holt(), series, 3.0, 120.0) >= 3.0
@@ -87,7 +128,7 @@ def test_hysteresis_scales_up_at_once_and_down_after_delay(spec):
                                                   None, float(now)), options)
         state = result.state
         assert result.plan.allocations[0].variants[0].replicas == expect
-    assert not state.pending
+    assert [p.replicas for p in state.history["premium-llama/H100"]] == [1]
 
 
 def test_hysteresis_bounds_steps_and_holds_small_switch(spec):
@@ -129,3 +170,88 @@ def test_held_variants_keep_their_token_budget(spec):
                    options)
     budgets = {v.accelerator: v.token_budget for v in r.plan.allocations[0].variants}
     assert budgets == {"A100": 4096, "H100": None}
+
+
+@pytest.mark.parametrize(("load", "expected"), [(9.0, {"H100": 4, "A100": 1}),
+                                                (13.5, {"H100": 6, "A100": 2}),
+                                                (4.0, {"H100": 2, "A100": 1})])
+def test_held_switch_resizes_running_variants_by_their_capacity(spec, load, expected):
+    """4 H100 replicas (2 req/s each) and 1 A100 replica (1 req/s) carry 9 req/s; a switch
+    to L4 saving less than 10% is held, and the running variants are scaled by the same
+    factor (load / current capacity), not each sized for the whole load."""
+    current = {("premium-llama", "H100"): 4, ("premium-llama", "A100"): 1}
+    previous = _plan(_variant("H100", 4, cost=2.0, rate=2.0),
+                     _variant("A100", 1, cost=1.0, rate=1.0), rate=9.0)
+    stay_cost = sum(n * c for n, c in zip(expected.values(), (2.0, 1.0), strict=True))
+    l4 = _variant("L4", 10, cost=0.95 * stay_cost / 10, rate=load / 10)
+    r = hysteresis(StabilizerState(), StabilizeInput(spec, _plan(l4, rate=load), current,
+                                                     previous, 0.0),
+                   StabilizerOptions(min_switch_saving=0.1, scale_down_delay_s=0))
+    assert [h.kind for h in r.held] == ["switch"]
+    final = {v.accelerator: v.replicas for v in r.plan.allocations[0].variants}
+    assert final == expected
+    capacity = final["H100"] * 2.0 + final["A100"] * 1.0
+    assert capacity >= load
+
+
+def run_window(spec, running: int, proposals: list[int], options: StabilizerOptions,
+               state: StabilizerState | None = None, period_s: float = 30.0) -> list[int]:
+    """Feed one proposal per tick (from t = 0) for premium-llama on H100, the fleet
+    following the final plan, and return the final counts."""
+    state, finals = state or StabilizerState(), []
+    for i, want in enumerate(proposals):
+        result = hysteresis(state, StabilizeInput(
+            spec, _plan(_variant("H100", want)), {("premium-llama", "H100"): running},
+            None, period_s * i), options)
+        state = result.state
+        variants = result.plan.allocations[0].variants
+        running = variants[0].replicas if variants else 0
+        finals.append(running)
+    return finals
+
+
+def test_scale_down_window_flapping_then_steady(spec):
+    """5 running, the proposal flaps 3/5 (kept at 5, the window's highest), then stays at 3:
+    down to 3 once the last 5 is `scale_down_delay_s` old, not a delay after the next 3."""
+    options = StabilizerOptions(scale_down_delay_s=120)
+    proposals = [3, 5, 3, 5, 3, 3, 3, 3, 3, 3]  # every 30 s; the last 5 at t = 90 s
+    finals = run_window(spec, 5, proposals, options)
+    assert finals == [5, 5, 5, 5, 5, 5, 5, 3, 3, 3], finals  # t = 210 s: down to 3
+
+
+@pytest.mark.parametrize(("step", "expected"), [
+    (None, [6, 6, 6, 6, 4, 4, 4, 4, 4]),
+    (1, [6, 6, 6, 6, 5, 4, 4, 4, 4]),
+])
+def test_scale_down_goes_to_the_highest_proposal_in_the_window(spec, step, expected):
+    """6 running, 5 proposed once, then 3 and 4 in turn: once the 6 and the 5 have left the
+    120 s window the variant goes to 4 (the window's highest), at most `step` per tick."""
+    options = StabilizerOptions(scale_down_delay_s=120, max_step_down=step)
+    finals = run_window(spec, 6, [5, 3, 4, 3, 4, 3, 4, 3, 4], options)
+    assert finals == expected, finals
+
+
+def test_scale_down_hold_is_reported(spec):
+    options = StabilizerOptions(scale_down_delay_s=120)
+    state = StabilizerState()
+    current = {("premium-llama", "H100"): 5}
+    for now in (0.0, 30.0):
+        result = hysteresis(state, StabilizeInput(spec, _plan(_variant("H100", 3)), current,
+                                                  None, now), options)
+        state = result.state
+    (held,) = result.held
+    assert (held.kind, held.proposed, held.kept) == ("scale-down", 3, 5)
+    assert held.reason == "5 proposed within the last 120 s; 3 in 90 s if the lower plan holds"
+    assert [(p.time_s, p.replicas) for p in state.history["premium-llama/H100"]] == [
+        (0.0, 5), (30.0, 3)]
+
+
+def test_state_from_before_the_window_loads_and_waits_a_full_delay(spec):
+    """A state written with the old `pending` scale-downs (a lower count first proposed at
+    -300 s) loads; the variant counts its running replicas as proposed at the next tick."""
+    old = {"pending": {"premium-llama/H100": {"since": -300.0, "floor": 3}}}
+    state = StabilizerState.model_validate(old)
+    assert state.history == {}
+    finals = run_window(spec, 5, [3, 3, 3, 3, 3], StabilizerOptions(scale_down_delay_s=120),
+                        state)
+    assert finals == [5, 5, 5, 5, 3]

@@ -4,7 +4,8 @@
   within a few ms of when it arrives straight from the worker, and tokens keep the
   worker's spacing.
 - Killing one worker mid-run loses no request that had not started streaming.
-- Weights from a plan (served by a fake controller endpoint) are honoured within 5% over
+- A plan's backends (served by a fake controller endpoint) are routed least-loaded across
+  variants by default; with the `weighted` policy the weights are honoured within 5% over
   2,000 requests.
 - Session affinity keeps each session on one replica while it is healthy.
 
@@ -200,14 +201,11 @@ def aiohttp_get(url: str) -> Iterator[str]:
         yield response.read().decode()
 
 
-@pytest.mark.integration
-@pytest.mark.timeout(120)
-def test_weights_from_a_plan_are_honoured_within_5_percent(tmp_path: Path) -> None:
+def _plan_routing(tmp_path: Path, plan_of: object) -> tuple[Counter[str], list[str]]:
+    """2,000 requests (24 at a time) through a router following a plan served by a fake
+    controller endpoint; `plan_of(urls)` is the document. Answers per worker URL."""
     async def scenario(workers: list[WorkerProcess]) -> Counter[str]:
-        plan = {"plan": {"allocations": ["ignored by the router"]}, "backends": [
-            {"url": workers[0].url, "model": MODEL, "variant": "llama-h100", "weight": 0.7},
-            {"url": workers[1].url, "model": MODEL, "variant": "llama-h100", "weight": 0.7},
-            {"url": workers[2].url, "model": MODEL, "variant": "llama-a100", "weight": 0.3}]}
+        plan = plan_of([w.url for w in workers])
 
         async def serve_plan(request: web.Request) -> web.Response:
             return web.json_response(plan)
@@ -227,7 +225,23 @@ def test_weights_from_a_plan_are_honoured_within_5_percent(tmp_path: Path) -> No
 
     with started_workers(tmp_path, [WORKER_ARGS] * 3) as workers:
         counts = asyncio.run(asyncio.wait_for(scenario(workers), 90))
-        urls = [w.url for w in workers]
+        return counts, [w.url for w in workers]
+
+
+def _two_variants(urls: list[str], h100: float, a100: float, **more: object) -> dict:
+    return {"plan": {"allocations": ["ignored by the router"]}, "backends": [
+        {"url": urls[0], "model": MODEL, "variant": "llama-h100", "weight": h100, **more},
+        {"url": urls[1], "model": MODEL, "variant": "llama-h100", "weight": h100, **more},
+        {"url": urls[2], "model": MODEL, "variant": "llama-a100", "weight": a100, **more}]}
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_weights_from_a_plan_are_honoured_within_5_percent(tmp_path: Path) -> None:
+    def plan_of(urls: list[str]) -> dict:
+        return {**_two_variants(urls, 0.7, 0.3), "policies": {MODEL: "weighted"}}
+
+    counts, urls = _plan_routing(tmp_path, plan_of)
     h100 = counts[urls[0]] + counts[urls[1]]
     a100 = counts[urls[2]]
     print(f"h100 {h100} ({counts[urls[0]]} + {counts[urls[1]]}), a100 {a100}")
@@ -235,6 +249,18 @@ def test_weights_from_a_plan_are_honoured_within_5_percent(tmp_path: Path) -> No
     assert h100 / 2000 == pytest.approx(0.7, rel=0.05)
     assert a100 / 2000 == pytest.approx(0.3, rel=0.05)
     assert min(counts[urls[0]], counts[urls[1]]) > 400, "least-outstanding inside a variant"
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_a_plan_is_routed_least_loaded_across_variants_by_default(tmp_path: Path) -> None:
+    # weights 0.9 / 0.1 against three equal replicas: the plan's shares are off, and the
+    # default (least_loaded) spreads by load instead of following them
+    counts, urls = _plan_routing(tmp_path, lambda urls: _two_variants(urls, 0.9, 0.1,
+                                                                       max_batch=128))
+    print("requests per replica", [counts[u] for u in urls])
+    assert sum(counts.values()) == 2000
+    assert all(counts[u] > 2000 * 0.2 for u in urls), "each replica near a third"
 
 
 @contextlib.contextmanager

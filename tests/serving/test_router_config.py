@@ -14,7 +14,7 @@ from specs.errors import SpecError
 
 GOOD = {"backends": [
     {"url": "http://127.0.0.1:8001/", "model": "llama", "variant": "llama-h100", "weight": 0.75,
-     "max_batch": 64},
+     "max_batch": 64, "accelerator": "H100"},
     {"url": "http://127.0.0.1:8002", "model": "llama", "variant": "llama-h100", "weight": 0.75},
     {"url": "http://127.0.0.1:8003", "model": "llama", "variant": "llama-a100", "weight": 0.25,
      "service_class": "Premium"},
@@ -25,7 +25,8 @@ def test_a_good_document_with_extra_fields_parses() -> None:
     document = parse_backends(GOOD, "plan-url")
     first = document.backends[0]
     assert first.url == "http://127.0.0.1:8001", "trailing slash dropped"
-    assert first.model_extra == {"max_batch": 64}, "unknown per-backend fields are kept"
+    assert first.model_extra == {"accelerator": "H100"}, "unknown per-backend fields are kept"
+    assert first.max_batch == 64 and document.backends[1].max_batch is None
     assert document.backends[2].service_class == "Premium"
     assert document.policies == {"llama": "weighted"}
     minimal = parse_backends({"backends": [{"url": "https://x.example", "model": "m"}]}, "f")
@@ -38,6 +39,7 @@ def test_a_good_document_with_extra_fields_parses() -> None:
     (lambda d: d["backends"][0].update(url="ftp://x"), "$.backends[0].url", "http(s) URL"),
     (lambda d: d["backends"][0].update(weight=-1), "$.backends[0].weight", "greater than"),
     (lambda d: d["backends"][1].update(weight=0.5), "$.backends[1].weight", "disagree"),
+    (lambda d: d["backends"][0].update(max_batch=0), "$.backends[0].max_batch", "greater than"),
     (lambda d: d["backends"].append(dict(d["backends"][1])), "$.backends[3]", "listed twice"),
     (lambda d: d.update(policies={"llama": "fastest"}), "$.policies.llama", "unknown router"),
     (lambda d: d.pop("backends"), "$.backends", "missing field 'backends'"),
@@ -70,12 +72,12 @@ def test_files(tmp_path: Path) -> None:
 
 def test_policy_precedence() -> None:
     s = RouterSettings(default_policy=None, model_policies={"a": "round_robin"})
-    assert s.policy_name("a", {"a": "weighted"}, weighted=True) == "round_robin"
-    assert s.policy_name("b", {"b": "power_of_two"}, weighted=True) == "power_of_two"
-    assert s.policy_name("c", {}, weighted=True) == "weighted"
-    assert s.policy_name("c", {}, weighted=False) == "least_outstanding"
+    assert s.policy_name("a", {"a": "weighted"}, planned=True) == "round_robin"
+    assert s.policy_name("b", {"b": "power_of_two"}, planned=True) == "power_of_two"
+    assert s.policy_name("c", {}, planned=True) == "least_loaded"
+    assert s.policy_name("c", {}, planned=False) == "least_outstanding"
     assert RouterSettings(default_policy="session_affinity").policy_name(
-        "c", {}, weighted=True) == "session_affinity"
+        "c", {}, planned=True) == "session_affinity"
 
 
 def test_cli_options_become_settings() -> None:
@@ -95,7 +97,7 @@ def test_cli_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["router", "--port", "0", "--backends", str(bad)]) == 2
     assert "$.backends[0].weight" in capsys.readouterr().err
     assert main(["router", "--port", "0", "--model-policy", "m=nope"]) == 2
-    assert "known: least_outstanding" in capsys.readouterr().err
+    assert "known: least_loaded, least_outstanding" in capsys.readouterr().err
     assert main(["router", "--port", "0", "--model-policy", "nope"]) == 2
     with pytest.raises(SystemExit):
         build_parser().parse_args(["router", "--backends", "a", "--plan", "http://x"])

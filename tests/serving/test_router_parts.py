@@ -37,8 +37,22 @@ def test_pool_keeps_live_state_across_reloads() -> None:
     _, now = pool.candidates("m", None)
     assert [b.url for b in now] == ["http://127.0.0.1:1", "http://127.0.0.1:3"]
     assert now[0] is first[0] and now[0].outstanding == 5 and now[0].weight == 2.0
-    assert pool.models() == ["m"] and pool.has_weights("m")
+    assert pool.models() == ["m"] and pool.planned("m")
     assert pool.candidates("other", None) == (("other", None), [])
+
+
+def test_pool_takes_max_batch_from_the_source_and_rebuilds_on_a_change() -> None:
+    pool = BackendPool()
+    pool.apply(document(entry(1), entry(2, model="other")))
+    assert not pool.planned("m"), "no weight, no max batch: not from a plan"
+    generation = pool.generation
+    assert pool.apply(document(entry(1, max_batch=32), entry(2, model="other")))
+    assert pool.generation > generation and pool.planned("m") and not pool.planned("other")
+    (backend,) = pool.candidates("m", None)[1]
+    assert backend.max_batch == 32
+    registered = pool.register(BackendEntry(url="http://127.0.0.1:9", model="m", max_batch=8),
+                               now=0.0, ttl_s=10.0)
+    assert registered.max_batch == 8
 
 
 def test_pool_ejection_readmission_and_panic() -> None:

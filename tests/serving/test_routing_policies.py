@@ -33,7 +33,7 @@ def policy(name: str, seed: int = 0, **options: object):
 
 def test_registry_matches_the_names_the_cli_accepts() -> None:
     assert tuple(POLICIES.names()) == POLICY_NAMES
-    with pytest.raises(UnknownNameError, match="known: least_outstanding"):
+    with pytest.raises(UnknownNameError, match="known: least_loaded, least_outstanding"):
         POLICIES.get("random")
 
 
@@ -51,6 +51,32 @@ def test_least_outstanding_picks_the_least_loaded_and_rotates_ties() -> None:
     assert lo.choose(REQUEST, pool, 0.0) is pool[1]
     idle = backends(3)
     assert {lo.choose(REQUEST, idle, 0.0).url for _ in range(3)} == {b.url for b in idle}
+
+
+def test_least_loaded_picks_by_outstanding_per_max_batch_across_variants() -> None:
+    big = Backend("http://big", "m", "h100", weight=0.1, max_batch=32, outstanding=12)
+    small = Backend("http://small", "m", "l4", weight=0.9, max_batch=8, outstanding=4)
+    ll = policy("least_loaded")
+    # 12/32 = 0.375 per slot against 4/8 = 0.5: the big replica, whatever the weights
+    assert ll.choose(REQUEST, [small, big], 0.0) is big
+    assert policy("least_outstanding").choose(REQUEST, [small, big], 0.0) is small
+    big.outstanding = 17  # 0.53 per slot
+    assert ll.choose(REQUEST, [small, big], 0.0) is small
+
+
+def test_least_loaded_breaks_ties_by_outstanding_then_rotates() -> None:
+    half_big = Backend("http://a", "m", "a", max_batch=32, outstanding=16)
+    half_small = Backend("http://b", "m", "b", max_batch=8, outstanding=4)
+    ll = policy("least_loaded")
+    assert all(ll.choose(REQUEST, [half_big, half_small], 0.0) is half_small for _ in range(4))
+    idle = backends(3, max_batch=16)
+    assert {ll.choose(REQUEST, idle, 0.0).url for _ in range(3)} == {b.url for b in idle}
+
+
+def test_least_loaded_without_every_max_batch_is_least_outstanding() -> None:
+    known = Backend("http://known", "m", "a", max_batch=64, outstanding=6)
+    unknown = Backend("http://unknown", "m", "b", outstanding=5)
+    assert policy("least_loaded").choose(REQUEST, [known, unknown], 0.0) is unknown
 
 
 def test_power_of_two_never_picks_the_worst_of_three_and_is_seeded() -> None:

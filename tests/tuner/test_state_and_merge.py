@@ -11,7 +11,7 @@ import pytest
 from queue_models import get_queue_model
 from specs.documents import FleetSpec
 from tests.tuner.helpers import CONFIG, NOISE, TRUTH, errors, profile_of
-from tuner import Tuner, TunerConfig, TunerState, merge_profiles, tuned_profiles
+from tuner import ProfileKey, Tuner, TunerConfig, TunerState, merge_profiles, tuned_profiles
 from tuner.synthetic import Truth, synthetic_observations
 
 QUEUE = get_queue_model("batch-queue")
@@ -71,14 +71,16 @@ def test_unknown_queue_model_lists_known_names() -> None:
 
 
 def tracked_state() -> TunerState:
+    """Three pairs past their warm-up, one observation of each per update (loop tick)."""
     rng = np.random.default_rng(2)
-    observations = synthetic_observations(TRUTH, QUEUE, rng, 8, noise=NOISE)
     other = Truth("qwen_2_5_14b", "A100", 10.6, 0.0418, 5.77e-5)
-    observations += synthetic_observations(other, QUEUE, rng, 5, noise=NOISE)
     unknown = Truth("qwen_2_5_14b", "TPU", 10.6, 0.0418, 5.77e-5)
-    observations += synthetic_observations(unknown, QUEUE, rng, 5, noise=NOISE)
-    state, _ = Tuner(CONFIG).update(TunerState(), observations,
-                                    [profile_of(TRUTH.scaled(2, 0.5, 2), max_batch=64)])
+    series = [synthetic_observations(truth, QUEUE, rng, 11, noise=NOISE)
+              for truth in (TRUTH, other, unknown)]
+    tuner, state = Tuner(CONFIG), TunerState()
+    for tick in zip(*series, strict=True):
+        state, _ = tuner.update(state, tick, [profile_of(TRUTH.scaled(2, 0.5, 2), max_batch=64)])
+    assert {f.phase for f in state.filters} == {"tracking"}
     return state
 
 
@@ -88,13 +90,16 @@ def test_merge_replaces_configured_and_adds_fitted_profiles() -> None:
     spec = spec_with(configured)
     merged = merge_profiles(spec, state)
     h100 = merged.profile(TRUTH.model, "H100")
-    tuned = {(p.model, p.accelerator): p for p in tuned_profiles(state)}
+    served = state.filter(ProfileKey(TRUTH.model, "H100")).served_ms
     assert h100 is not None and h100.max_batch == 64
-    assert h100.alpha_ms == tuned[(TRUTH.model, "H100")].alpha_ms
+    assert (h100.alpha_ms, h100.beta_ms, h100.gamma_ms) == served
     added = merged.profile("qwen_2_5_14b", "A100")
     assert added is not None and added.max_batch == 128
     assert merged.profile("qwen_2_5_14b", "TPU") is None  # the spec has no such accelerator
     assert spec.profile(TRUTH.model, "H100").alpha_ms == pytest.approx(2 * TRUTH.alpha_ms)
+    offline = merge_profiles(spec, state, estimates=True).profile(TRUTH.model, "H100")
+    tuned = {(p.model, p.accelerator): p for p in tuned_profiles(state)}
+    assert offline.alpha_ms == tuned[(TRUTH.model, "H100")].alpha_ms
 
 
 def test_keep_configured_profiles_fixed() -> None:
