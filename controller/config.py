@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actuator.base import ActuationMode
+from controller.correction import CorrectionOptions
 from controller.forecast import FORECASTERS
 from controller.stabilize import STABILIZERS, StabilizerOptions
 from specs.errors import SpecError
@@ -54,6 +55,10 @@ class LoopOptions(_Doc):
     stabilizer_options: StabilizerOptions = Field(default_factory=StabilizerOptions,
                                                   description="Stabiliser options.")
     tune: bool = Field(True, description="Learn profiles online and optimise with them.")
+    correct: bool = Field(True, description="Correct the measured model's sizing per variant "
+                          "from measured against predicted latency (controller.correction).")
+    correction: CorrectionOptions = Field(default_factory=CorrectionOptions,
+                                          description="How the correction moves.")
     solver: str | None = Field(None, description="Solver (default: the spec's).")
 
     @model_validator(mode="after")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +37,7 @@ from typing import Protocol
 from actuator.base import Actuator, ActuatorUnavailable, FleetState
 from collector.snapshot import FleetSnapshot, SourceStatus
 from controller.config import LoopOptions
+from controller.correction import CorrectionState, correct, observations, with_corrections
 from controller.forecast import FORECASTERS, Series, sizing_rate
 from controller.safety import (
     enforce_min_replicas,
@@ -97,12 +99,30 @@ class Optimizer:
 
     def __call__(self, spec: FleetSpec, solver: str | None) -> Plan:
         """Optimise `spec` with `solver` (default: the spec's)."""
+        return optimize(spec, solver=solver, timer=None, generator=self._generator(spec))
+
+    def predict_itl(self, spec: FleetSpec, server: str, accelerator: str,
+                    max_batch: int | None, token_budget: int | None,
+                    rate_rps: float) -> float | None:
+        """Mean ITL (ms) the spec's measured queue model predicts for one replica of a
+        variant at a rate; None for analytic models or without a profile."""
+        generator = self._generator(spec)
+        found = next((s for s in spec.servers if s.name == server), None)
+        profile = spec.profile(found.model, accelerator) if found else None
+        if not generator.sizes_itself or found is None or profile is None:
+            return None
+        params = generator.params_for(profile, found, max_batch or profile.max_batch,
+                                      token_budget)
+        value = float(generator.prepared(params).itl_ms(max(rate_rps, 1e-6), None))
+        return value if math.isfinite(value) else None
+
+    def _generator(self, spec: FleetSpec) -> CandidateGenerator:
         name = spec.optimizer.queue_model
         try:  # a mapping may make its generators on first use (__missing__)
-            generator = self._generators[name]
+            return self._generators[name]
         except KeyError:
             generator = self._generators[name] = make_generator(spec, profiled=True)
-        return optimize(spec, solver=solver, timer=None, generator=generator)
+            return generator
 
 
 @dataclass
@@ -187,7 +207,11 @@ class ControlLoop:
         with watch("tune"):
             tuner_state, spec, count = self._tune(snapshot, fleet)
         spec = self._spec_for(spec, sizing, running)
-        state = self.state.model_copy(update={"forecasts": forecasts, "tuner": tuner_state})
+        with watch("correct"):
+            correction = self._correct(snapshot, fleet, spec)
+        spec = with_corrections(spec, correction)
+        state = self.state.model_copy(update={"forecasts": forecasts, "tuner": tuner_state,
+                                              "correction": correction})
         base.update(forecast_rps=forecast_rps, sizing=sizing, observations=count, spec=spec,
                     tuned=_tuned(tuner_state), solver=self.options.solver or spec.optimizer.solver)
         with watch("optimize"):
@@ -286,6 +310,21 @@ class ControlLoop:
             spec = merge_profiles(spec, state, tuner.config.keep_configured_profiles)
         return state, spec, len(observations)
 
+    def _correct(self, snapshot: FleetSnapshot, fleet: FleetState,
+                 spec: FleetSpec) -> CorrectionState:
+        """New correction factors from the window (`controller.correction`); unchanged
+        when correction is off or the optimizer cannot predict."""
+        before = self.state.correction
+        predict = getattr(self.parts.optimize, "predict_itl", None)
+        if not self.options.correct or predict is None:
+            return before
+        try:
+            observed = observations(snapshot, fleet, lambda *a: predict(spec, *a))
+        except Exception:  # noqa: BLE001 - a failed prediction must not stop the loop
+            return before
+        live = [f"{v.server}/{v.accelerator}" for v in fleet.variants]
+        return correct(before, observed, live, self.options.correction)
+
     def _spec_for(self, spec: FleetSpec, sizing: dict[str, Load],
                   running: list[RunningVariant]) -> FleetSpec:
         """The spec to optimise: sized loads (last known for servers without metrics) and
@@ -294,7 +333,8 @@ class ControlLoop:
         for server in spec.servers:
             load = sizing.get(server.name) or self._last_load(server.name, server.load)
             servers.append(server.model_copy(update={
-                "load": load, "current": _current(server.name, running) or server.current}))
+                "load": load, "current": _current(server.name, running) or server.current,
+                "time_scale": self.state.correction.for_server(server.name)}))
         return spec.model_copy(update={"servers": servers})
 
     def _last_load(self, server: str, configured: Load) -> Load:

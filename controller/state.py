@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from controller.correction import CorrectionState
 from controller.forecast import Series
 from controller.stabilize import StabilizerState
 from specs.errors import SpecError
@@ -38,6 +39,8 @@ class LoopState(BaseModel):
     stabilizer: StabilizerState = Field(default_factory=StabilizerState,
                                         description="Stabiliser state.")
     tuner: TunerState = Field(default_factory=TunerState, description="Tuner filters.")
+    correction: CorrectionState = Field(default_factory=CorrectionState,
+                                        description="Online correction factors per variant.")
     last_plan: Plan | None = Field(None, description="The last final plan.")
     last_plan_id: str | None = Field(None, description="Its id.")
 

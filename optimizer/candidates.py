@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from optimizer.problem import Candidate, Problem, ServerCandidates
@@ -309,6 +309,7 @@ class CandidateGenerator:
             server.max_queue,
             self.laws.get((profile.model, profile.accelerator)),
             self.workloads.get(server.name),
+            server.time_scale.get(profile.accelerator, 1.0),
         )
 
     def _params(
@@ -333,24 +334,36 @@ class CandidateGenerator:
             max_queue=queue,
             token_budget=profile.token_budget,
             workload=workload,
-            **self._law(profile),
+            **self._law(profile, server.time_scale.get(profile.accelerator, 1.0)),
         )
 
-    def _law(self, profile: Profile) -> dict[str, Any]:
+    def params_for(self, profile: Profile, server: Server, max_batch: int,
+                   token_budget: int | None = None) -> ServiceParams:
+        """One replica configuration of `profile` for `server`, as candidates build it."""
+        params = self._params(profile, server, max(server.load.out_tokens, 1.0), max_batch)
+        return replace(params, token_budget=token_budget) if token_budget else params
+
+    @property
+    def sizes_itself(self) -> bool:
+        """True when the model sizes candidates itself (a measured model)."""
+        return self._sizes_itself
+
+    def _law(self, profile: Profile, correction: float) -> dict[str, Any]:
         """The measured law of the profile's pair, else the profiled reference's law with
-        the tuned profile as a time scale (on a 2% grid), else nothing."""
+        the tuned profile as a time scale, else the profile's own; times the server's
+        online correction for the accelerator (scales on the 2% grid)."""
         key = (profile.model, profile.accelerator)
         if not self._sizes_itself:
             return {}
         if key in self.laws:
-            return {"law": self.laws[key]}
+            return {"law": self.laws[key], "time_scale": on_grid(correction)}
         reference = self.profiled.get(key)
         if reference is None:
-            return {}
+            return {"time_scale": on_grid(correction)}
         base = LinearCost(reference.alpha_ms, reference.beta_ms, reference.gamma_ms)
         scale = time_scale(LinearCost(profile.alpha_ms, profile.beta_ms, profile.gamma_ms),
                            base, *SCALE_REFERENCE_TOKENS)
-        return {"law": base, "time_scale": on_grid(scale)}
+        return {"law": base, "time_scale": on_grid(scale * correction)}
 
     def _size(
         self, profile: Profile, server: Server, targets: Targets, out_tokens: float
@@ -452,6 +465,8 @@ class CandidateGenerator:
             server.load.out_tokens,
             server.max_batch,
             server.max_queue,
+            id(self.workloads.get(server.name)),
+            server.time_scale.get(profile.accelerator, 1.0),
         )
         found = index.sizings.get(key)
         if found is None:

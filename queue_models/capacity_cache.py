@@ -24,7 +24,8 @@ import numpy as np
 
 from queue_models.capacity_table import CapacityTable, Probe, TableKey
 
-FORMAT = 1
+FORMAT = 2
+"""Bumped whenever replays or files change meaning (older files are measured again)."""
 
 
 class CapacityCache:

@@ -158,6 +158,11 @@ class Server(Document):
     max_queue: int | None = Field(
         None, ge=0, description="Waiting-queue bound per replica (default: the queue model's)."
     )
+    time_scale: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="Online correction by accelerator: this server's "
+        "replicas there run this many times slower than the profile or measured law says "
+        "(the loop's measured over predicted latency; absent: 1). Read by capacity-table.",
+    )
 
     @model_validator(mode="after")
     def _replica_bounds(self) -> Server:

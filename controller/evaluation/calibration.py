@@ -100,7 +100,8 @@ class _LazyGenerators(dict[str, CandidateGenerator]):
 
 def workload_samples(scenario: Scenario, index: RequestIndex,
                      options: CalibrationOptions) -> dict[str, WorkloadSample]:
-    """Per server with at least two arrivals: a sample of its requests."""
+    """Per server with at least two arrivals: a sample of its requests, normalised over
+    the scenario's rate window."""
     out = {}
     for server, requests in sorted(index.by_server.items()):
         if len(requests) < 2:
@@ -108,8 +109,21 @@ def workload_samples(scenario: Scenario, index: RequestIndex,
         out[server] = WorkloadSample.from_arrivals(
             f"{scenario.name}/{server}", [r.time_s for r in requests],
             [r.prompt_tokens for r in requests], [r.output_tokens for r in requests],
-            max_requests=options.requests)
+            max_requests=options.requests,
+            local_window_s=rate_window(scenario))
     return out
+
+
+def rate_window(scenario: Scenario) -> float:
+    """The window workload samples are normalised over (see `CalibrationSettings`)."""
+    window = scenario.calibration.rate_window_s
+    return window if window is not None else scenario.period_s + scenario.startup_s
+
+
+def collector_window(scenario: Scenario) -> float:
+    """The simulated collector's window (see `LoopSettings`)."""
+    window = scenario.loop.window_s
+    return window if window is not None else rate_window(scenario)
 
 
 def calibration_options(scenario: Scenario) -> CalibrationOptions:

@@ -193,7 +193,9 @@ class LoopPolicy:
         spec = self._spec(ctx)
         options = LoopOptions(period_s=ctx.scenario.period_s, startup_s=ctx.scenario.startup_s,
                               forecaster=self.forecaster, stabilizer=self.stabilizer,
-                              stabilizer_options=StabilizerOptions(), tune=self.tune,
+                              stabilizer_options=StabilizerOptions(
+                                  scale_down_delay_s=ctx.scenario.loop.scale_down_delay_s),
+                              tune=self.tune,
                               solver=self.solver)
         parts = LoopParts(spec=spec, metrics=ctx.metrics, actuator=ctx.actuator,
                           clock=self.clock, tuner=Tuner() if self.tune else None,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from actuator.base import ActuationResult, FleetState, VariantChange, variant_name
 from collector.snapshot import FleetSnapshot
-from controller.evaluation.calibration import Sizer, make_sizer
+from controller.evaluation.calibration import Sizer, collector_window, make_sizer
 from controller.evaluation.policies import POLICIES, Policy, RunContext
 from controller.evaluation.scenario import Scenario
 from controller.evaluation.sizing import RequestIndex
@@ -110,7 +110,8 @@ class PolicyRun:
 def sim_config(scenario: Scenario, data_dir: Path) -> SimConfig:
     """The simulated hardware of a scenario (timing tables read from `data_dir`)."""
     s = scenario.sim
-    return SimConfig(startup_s=scenario.startup_s, window_s=60.0, noise_cv=s.noise_cv,
+    return SimConfig(startup_s=scenario.startup_s, window_s=collector_window(scenario),
+                     noise_cv=s.noise_cv,
                      seed=s.seed, kv_capacity_tokens=s.kv_capacity_tokens,
                      max_queue=s.max_queue, laws=timing_laws(scenario, data_dir))
 

@@ -132,9 +132,25 @@ class CalibrationSettings(_Doc):
                             "p99 is sized for 99.5% of requests).")
     noise_cv: float | None = Field(None, ge=0, description="Iteration-time noise of the "
                                    "replays (none: the simulated hardware's).")
+    rate_window_s: float | None = Field(
+        None, gt=0, description="Workload samples keep the burstiness within this window and "
+        "normalise slower changes of the rate away (none: the period plus the pod start-up, "
+        "the fastest change a loop can follow; faster ones must be in the tables).")
     token_budgets: list[int] = Field(
         default_factory=lambda: [512], description="Token budgets (chunked prefill, tokens "
         "per iteration) tried besides each profile's own.")
+
+
+class LoopSettings(_Doc):
+    """How the loops (fleetplan, inferno_greedy) observe and hold."""
+
+    window_s: float | None = Field(
+        None, gt=0, description="Window of the figures the simulated collector reports, s "
+        "(none: the calibration's rate window, so the loops measure rates over the window "
+        "the capacity tables' burstiness was normalised over).")
+    scale_down_delay_s: float = Field(
+        600.0, ge=0, description="fleetplan's stabiliser: a variant scales down to the "
+        "highest count proposed over this long.")
 
 
 class Scenario(_Doc):
@@ -154,6 +170,8 @@ class Scenario(_Doc):
     sim: SimSettings = Field(default_factory=SimSettings, description="Simulated hardware.")
     calibration: CalibrationSettings = Field(
         default_factory=CalibrationSettings, description="How capacity tables are measured.")
+    loop: LoopSettings = Field(default_factory=LoopSettings,
+                               description="How the loops observe and hold.")
     tuner_start_error: float = Field(
         0.3, ge=0, lt=1, description="fleetplan's profiles start this far off (all three "
         "parameters times 1 - error: optimistic), and the tuner must find the truth.")

@@ -57,6 +57,17 @@ def test_a_slower_measured_law_needs_more_replicas(generator):
     assert slow_n > fast_n
 
 
+def test_an_online_correction_reads_the_tables_slower(generator):
+    spec = _spec(6.0)
+    corrected = spec.model_copy(update={"servers": [
+        s.model_copy(update={"time_scale": {"A100": 1.5}}) for s in spec.servers]})
+    plain = generator.problem(spec, predict=False).server("chat").candidates[0]
+    slow = generator.problem(corrected, predict=False).server("chat").candidates[0]
+    assert slow.params.time_scale == pytest.approx(1.5, rel=0.02)
+    assert slow.max_rate_per_replica_rps < 0.8 * plain.max_rate_per_replica_rps
+    assert slow.replicas >= plain.replicas
+
+
 def test_a_burstier_workload_needs_more_replicas(generator):
     spec = _spec(40.0)
     times = [20.0 * (i // 100) + 0.001 * (i % 100) for i in range(300)]  # bursts of 100
