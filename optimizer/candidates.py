@@ -25,14 +25,19 @@ Sizing depends on the replica configuration and the targets, never on the arriva
 so it is cached (least recently used, bounded) under (profile parameters, tokens,
 targets, batch override, queue override); the batch policy is fixed per generator.
 Identical servers cost one lookup. The cache lives in the `CandidateGenerator`; reuse a
-generator across ticks to keep it warm. As inferno, replicas are sized with the
+generator across ticks to keep it warm. Before building a problem's candidates, the
+generator sizes every configuration the cache lacks side by side
+(`queue_models.lockstep.run_all`: one set of numpy operations per bisection step for
+all of them, and the same sizings as one at a time). As inferno, replicas are sized with the
 throughput at the sized rate (the rate less what the finite queue blocks), and a
 tokens/s target raises the rate to size for to tokens_per_s / out_tokens. Predicted
 latencies can be skipped (`predict=False`; `optimizer.api` predicts only the chosen
 variants).
 
-To extend: a new batch policy is a function `(model, params at the ceiling, targets,
-ceiling) -> batch or None` registered in `BATCH_POLICIES`; anything new a candidate
+To extend: a new batch policy is a generator function `(model, params at the ceiling,
+targets, ceiling) -> Steps[batch or None]` (it `yield from`s the sizing steps it uses,
+e.g. `queue_models.sizing.best_max_batch_steps`, or returns at once through
+`queue_models.sizing.done`) registered in `BATCH_POLICIES`; anything new a candidate
 needs is a field on `optimizer.problem.Candidate`.
 """
 
@@ -50,7 +55,15 @@ from queue_models.base import PreparedQueue, QueueModel, ServiceParams, Targets
 from queue_models.capacity_model import on_grid
 from queue_models.capacity_sizing import CapacitySizing
 from queue_models.iteration_cost import IterationCost, LinearCost, time_scale
-from queue_models.sizing import RateSizing, best_max_batch, size_prepared
+from queue_models.lockstep import run_all
+from queue_models.sizing import (
+    RateSizing,
+    Steps,
+    best_max_batch_steps,
+    done,
+    run,
+    size_prepared_steps,
+)
 from queue_models.workload_sample import WorkloadSample
 from specs.documents import Accelerator, FleetSpec, ModelTarget, Profile, Server
 from specs.registry import Registry
@@ -98,16 +111,20 @@ class CandidateSizer(Protocol):
         ...
 
 
-BatchPolicy = Callable[[QueueModel, ServiceParams, Targets, int], int | None]
+BatchPolicy = Callable[[QueueModel, ServiceParams, Targets, int], Steps[int | None]]
 
 
-def _scaled(model: QueueModel, params: ServiceParams, targets: Targets, ceiling: int) -> int | None:
+def _scaled(
+    model: QueueModel, params: ServiceParams, targets: Targets, ceiling: int
+) -> Steps[int | None]:
     del model, params, targets
-    return ceiling
+    return (yield from done(ceiling))
 
 
-def _search(model: QueueModel, params: ServiceParams, targets: Targets, ceiling: int) -> int | None:
-    choice = best_max_batch(model, params, targets, ceiling)
+def _search(
+    model: QueueModel, params: ServiceParams, targets: Targets, ceiling: int
+) -> Steps[int | None]:
+    choice = yield from best_max_batch_steps(model, params, targets, ceiling)
     return choice.max_batch if choice.feasible else None
 
 
@@ -227,6 +244,7 @@ class CandidateGenerator:
         """Candidates of every server (sorted by name) and the capacity per card type."""
         index = _Index.of(spec)
         factor = spec.optimizer.transition_factor
+        self._size_all(spec, index, factor)
         servers = tuple(
             self.server_candidates(spec, index, s, factor, predict=predict)
             for s in sorted(spec.servers, key=lambda s: s.name)
@@ -253,7 +271,31 @@ class CandidateGenerator:
 
     def size(self, profile: Profile, server: Server, targets: Targets, out_tokens: float) -> Sizing:
         """Batch, queue and max rate of one replica of `profile` for `server` (cached)."""
-        key = (
+        key = self._key(profile, server, targets, out_tokens)
+        self.lookups += 1
+        return self._sizing.get(key, lambda: self._size(profile, server, targets, out_tokens))
+
+    def _size_all(self, spec: FleetSpec, index: _Index, factor: float) -> None:
+        """Size every configuration the spec's candidates need and the cache lacks, all
+        side by side (`queue_models.lockstep`: the same sizings as one by one, faster)."""
+        if self._sizes_itself:
+            return
+        wanted: dict[tuple[Any, ...], tuple[Profile, Server, Targets, float]] = {}
+        for server in spec.servers:
+            need = _Need.of(spec, index, server, factor, False)
+            for profile in self._sized_profiles(index, need):
+                out_tokens = max(server.load.out_tokens, 1.0)
+                key = self._key(profile, server, need.targets, out_tokens)
+                if key not in self._sizing.data:
+                    wanted.setdefault(key, (profile, server, need.targets, out_tokens))
+        found = run_all([self._size_steps(*args) for args in wanted.values()])
+        for key, sizing in zip(wanted, found, strict=True):
+            self._sizing.get(key, lambda sizing=sizing: sizing)
+
+    def _key(self, profile: Profile, server: Server, targets: Targets, out_tokens: float
+             ) -> tuple[Any, ...]:
+        """What a sizing depends on (the cache key)."""
+        return (
             profile.alpha_ms,
             profile.beta_ms,
             profile.gamma_ms,
@@ -269,8 +311,6 @@ class CandidateGenerator:
             self.workloads.get(server.name),
             server.time_scale.get(profile.accelerator, 1.0),
         )
-        self.lookups += 1
-        return self._sizing.get(key, lambda: self._size(profile, server, targets, out_tokens))
 
     def _params(
         self, profile: Profile, server: Server, out_tokens: float, batch: int
@@ -328,23 +368,32 @@ class CandidateGenerator:
     def _size(
         self, profile: Profile, server: Server, targets: Targets, out_tokens: float
     ) -> Sizing:
-        ceiling = self.model.effective_max_batch(profile.max_batch, profile.at_tokens, out_tokens)
         if self._sizes_itself:
             assert isinstance(self.model, CandidateSizer)
+            ceiling = self.model.effective_max_batch(
+                profile.max_batch, profile.at_tokens, out_tokens
+            )
             return self._size_measured(self.model, profile, server, targets, out_tokens, ceiling)
+        return run(self._size_steps(profile, server, targets, out_tokens))
+
+    def _size_steps(
+        self, profile: Profile, server: Server, targets: Targets, out_tokens: float
+    ) -> Steps[Sizing]:
+        """`_size` for the analytic models, as `Steps` (to run side by side)."""
+        ceiling = self.model.effective_max_batch(profile.max_batch, profile.at_tokens, out_tokens)
         batch: int | None = server.max_batch
         if batch is None:
             search_params = self._params(profile, server, out_tokens, ceiling)
-            batch = BATCH_POLICIES.get(self.batch_policy)(
+            batch = yield from BATCH_POLICIES.get(self.batch_policy)(
                 self.model, search_params, targets, ceiling
             )
             if batch is None:
-                at_one = size_prepared(
+                at_one = yield from size_prepared_steps(
                     self.prepared(self._params(profile, server, out_tokens, 1)), targets
                 )
                 return Sizing(None, 0.0, False, _infeasible_reason(at_one, ceiling, searched=True))
         params = self._params(profile, server, out_tokens, batch)
-        sizing = size_prepared(self.prepared(params), targets, exhaustive=False)
+        sizing = yield from size_prepared_steps(self.prepared(params), targets, exhaustive=False)
         if not sizing.feasible:
             return Sizing(params, 0.0, False, _infeasible_reason(sizing, batch))
         # inferno sizes replicas with the throughput at the sized rate (blocking removed)
@@ -370,14 +419,12 @@ class CandidateGenerator:
         if need.demand <= 0 and server.min_replicas == 0:
             return ServerCandidates(candidates=(), scale_to_zero=True, **base)
         current = server.current
-        profiles = index.profiles.get(server.model, [])
-        if server.keep_accelerator and current is not None:
-            profiles = [p for p in profiles if p.accelerator == current.accelerator]
-            if not profiles:
-                reason = "keep_accelerator: no profile for the model"
-                return ServerCandidates(
-                    candidates=(), rejected=((current.accelerator, reason),), **base
-                )
+        profiles = self._profiles(index, server)
+        if server.keep_accelerator and current is not None and not profiles:
+            reason = "keep_accelerator: no profile for the model"
+            return ServerCandidates(
+                candidates=(), rejected=((current.accelerator, reason),), **base
+            )
         found: list[Candidate] = []
         rejected: list[tuple[str, str]] = []
         for profile in profiles:
@@ -388,6 +435,25 @@ class CandidateGenerator:
                 found.append(made)
         found.sort(key=lambda c: c.order_key)
         return ServerCandidates(candidates=tuple(found), rejected=tuple(sorted(rejected)), **base)
+
+    @staticmethod
+    def _profiles(index: _Index, server: Server) -> list[Profile]:
+        """The profiles a server's candidates come from (only the current accelerator's
+        with `keep_accelerator`)."""
+        profiles = index.profiles.get(server.model, [])
+        current = server.current
+        if server.keep_accelerator and current is not None:
+            return [p for p in profiles if p.accelerator == current.accelerator]
+        return profiles
+
+    def _sized_profiles(self, index: _Index, need: _Need) -> list[Profile]:
+        """The profiles `_candidate` sizes for a server (none when it scales to zero)."""
+        server = need.server
+        if need.demand <= 0 and server.min_replicas == 0:
+            return []
+        if not (need.demand > 0 or server.load.out_tokens >= 1):
+            return []
+        return self._profiles(index, server)
 
     def _sized(self, index: _Index, need: _Need, profile: Profile) -> Sizing:
         """`size` through the problem's memo (a lookup either way)."""

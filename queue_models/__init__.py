@@ -8,8 +8,9 @@ max batch. Models are registered by name (`get_queue_model`); the default,
 is the older model behind inferno's published sample solutions.
 
 Layout: `base` (value types, Protocols), `chain` (the shared birth-death chain
-solver), `chain_model` (template for chain-based models), one module per model,
-`registry`, `sizing`, `problems` (inferno-shaped answers). This package imports no
+solver), `chain_means` (many chains' means at once, with error bounds), `chain_model`
+(template for chain-based models), one module per model, `registry`, `sizing`,
+`lockstep` (many sizings side by side), `problems` (inferno-shaped answers). This package imports no
 other fleetplan package.
 
 To extend: add a model module and one registry entry (see `queue_models.registry`).

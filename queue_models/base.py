@@ -17,6 +17,7 @@ with a default, so existing models and callers keep working.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -174,6 +175,46 @@ class PreparedQueue(Protocol):
         self, arrival_rate_rps: float, ttft_q: float | None, itl_q: float | None
     ) -> tuple[float, float]:
         """(TTFT, ITL) from one solve, each the mean or the given quantile."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyBounds:
+    """Mean TTFT and ITL at several (queue, rate) pairs, each within its error of what
+    the queue's `latencies_ms(rate, None, None)` gives; an infinite error: no bound."""
+
+    ttft_ms: FloatArray
+    itl_ms: FloatArray
+    ttft_error_ms: FloatArray
+    itl_error_ms: FloatArray
+
+
+class LatencyStack(Protocol):
+    """Prepared queues of one kind, one row each, whose mean latencies are evaluated
+    for all rows at once (one rate per row)."""
+
+    def bounds(self, rates_rps: FloatArray) -> LatencyBounds:
+        """Mean TTFT and ITL of each row at its rate, with error bounds."""
+        ...
+
+    def take(self, rows: npt.NDArray[np.intp]) -> LatencyStack:
+        """These rows, in this order."""
+        ...
+
+    def extend(self, other: LatencyStack) -> LatencyStack:
+        """These rows, then the other's (of the same kind)."""
+        ...
+
+
+@runtime_checkable
+class BoundedMeans(Protocol):
+    """A prepared queue whose mean latencies can also be had fast for many queues of
+    its kind at once, with error bounds: sizings run side by side
+    (`queue_models.lockstep`) decide on them where the bound cannot change a decision,
+    and call `latencies_ms` elsewhere."""
+
+    def stack(self, queues: Sequence[BoundedMeans]) -> LatencyStack:
+        """Rows of these queues (all of this one's kind)."""
         ...
 
 

@@ -40,7 +40,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import gammaln
 
 from queue_models.base import FloatArray
 
@@ -50,6 +49,7 @@ quantile with q < 1 - 1e-15)."""
 POISSON_WIDTH = 12.0
 """Poisson terms further than 12 sqrt(x) + 12 from the mean x are dropped (< 1e-30)."""
 QUANTILE_RTOL = 1e-10
+_UNIT_ROUNDOFF = 2.0**-53
 MAX_NEWTON_STEPS = 200
 
 
@@ -65,6 +65,11 @@ class BatchChain:
     in_service: FloatArray
     queued: FloatArray
     log_cum_rate: FloatArray
+    log_saturated_rate: float = 0.0
+    """log mu(N) (per ms), the log rate of every queue state."""
+    tail_log_error: float = 0.0
+    """Bound on |log_cum_rate[N + j] - (log_cum_rate[N] + j log mu(N))| over the queue
+    states: the running sum's rounding, which `queue_models.chain_means` accounts for."""
 
     @property
     def capacity(self) -> int:
@@ -117,8 +122,15 @@ def make_chain(service_rates_per_ms: FloatArray, max_queue: int) -> BatchChain:
     if max_queue < 0:
         raise ValueError(f"max_queue must be >= 0, got {max_queue}")
     n_batch = rates.size
-    log_rates = np.concatenate((np.log(rates), np.full(max_queue, math.log(rates[-1]))))
+    log_saturated = math.log(rates[-1])
+    log_rates = np.concatenate((np.log(rates), np.full(max_queue, log_saturated)))
     states = np.arange(n_batch + max_queue + 1, dtype=np.float64)
+    log_cum_rate = np.empty(states.size)
+    log_cum_rate[0] = 0.0
+    np.cumsum(log_rates, out=log_cum_rate[1:])
+    # cumsum adds sequentially: step j rounds by at most u |log_cum_rate[N + j]|
+    largest = abs(float(log_cum_rate[n_batch])) + max_queue * abs(log_saturated)
+    tail_error = 1.01 * max_queue * _UNIT_ROUNDOFF * largest
     return BatchChain(
         max_batch=n_batch,
         max_queue=max_queue,
@@ -127,7 +139,9 @@ def make_chain(service_rates_per_ms: FloatArray, max_queue: int) -> BatchChain:
         states=states,
         in_service=np.minimum(states, n_batch),
         queued=np.maximum(states - n_batch, 0.0),
-        log_cum_rate=np.concatenate(([0.0], np.cumsum(log_rates))),
+        log_cum_rate=log_cum_rate,
+        log_saturated_rate=log_saturated,
+        tail_log_error=tail_error,
     )
 
 
@@ -173,6 +187,8 @@ def _poisson_window(size: int, x: float) -> tuple[int, FloatArray]:
     spread = POISSON_WIDTH * (math.sqrt(x) + 1.0)
     first = max(int(x - spread), 0)
     last = min(int(x + spread) + 1, size)
+    from scipy.special import gammaln  # here: importing scipy.special takes ~0.3 s
+
     j = np.arange(first, max(last, first), dtype=np.float64)
     return first, np.exp(j * math.log(x) - x - gammaln(j + 1.0))
 

@@ -28,14 +28,25 @@ To extend: subclass `ChainQueueModel`, set `name`, implement `batch_formulas`
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import ClassVar
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, cast
 
 import numpy as np
+import numpy.typing as npt
 
-from queue_models.base import FloatArray, IntArray, Performance, ServiceParams
+from queue_models.base import (
+    BoundedMeans,
+    FloatArray,
+    IntArray,
+    LatencyBounds,
+    LatencyStack,
+    Performance,
+    ServiceParams,
+)
 from queue_models.chain import (
     BatchChain,
     ChainState,
@@ -44,6 +55,7 @@ from queue_models.chain import (
     token_batch_quantile,
     wait_quantile_ms,
 )
+from queue_models.chain_means import ChainStack, StackedMeans
 
 RATE_EPSILON = 0.001
 """inferno's Epsilon: sizing runs on [eps x mu(1), (1 - eps) x mu(N)]."""
@@ -71,30 +83,57 @@ class _FloatTerms:
     slope: list[float]
     constant: list[float]
 
+    terms: BatchTerms
+    """The same terms as arrays (for `QueueStack`)."""
+
     @classmethod
     def of(cls, terms: BatchTerms) -> _FloatTerms:
-        return cls(terms.offset.tolist(), terms.slope.tolist(), terms.constant.tolist())
+        return cls(terms.offset.tolist(), terms.slope.tolist(), terms.constant.tolist(), terms)
 
     def at(self, x: float) -> float:
         i = min(max(int(x + 0.5), 1), len(self.offset)) - 1
         return max(self.offset[i] + self.slope[i] * x, 0.0) + self.constant[i]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PreparedChainQueue:
-    """A chain model bound to one `ServiceParams` (implements `PreparedQueue`)."""
+    """A chain model bound to one `ServiceParams` (implements `PreparedQueue` and
+    `BoundedMeans`)."""
 
     params: ServiceParams
     chain: BatchChain
     max_rate_rps: float
     min_rate_rps: float
     prefill: _FloatTerms
-    itl: _FloatTerms
-    itl_by_batch_ms: FloatArray
+    itl_terms: BatchTerms
+    last: list[ChainState] = field(default_factory=list, compare=False, repr=False)
+    """The last solution (sizing asks for the rate it ends on twice)."""
+
+    @functools.cached_property
+    def itl(self) -> _FloatTerms:
+        """The ITL terms for scalar evaluation (made when an ITL quantile is asked for)."""
+        return _FloatTerms.of(self.itl_terms)
+
+    @functools.cached_property
+    def itl_by_batch_ms(self) -> FloatArray:
+        """itl(b) for b = 1..N (made when an ITL quantile is asked for)."""
+        return self.itl_terms.at_batches(np.arange(1, self.params.max_batch + 1))
 
     def solve(self, arrival_rate_rps: float) -> ChainState:
         """The chain's stationary solution at a rate (rps)."""
-        return solve_chain(self.chain, arrival_rate_rps / 1000.0)
+        rate = arrival_rate_rps / 1000.0
+        if self.last and self.last[0].rate_per_ms == rate:
+            return self.last[0]
+        state = solve_chain(self.chain, rate)
+        self.last[:] = [state]
+        return state
+
+    def stack(self, queues: Sequence[BoundedMeans]) -> QueueStack:
+        """Rows of these queues (all `PreparedChainQueue`s) for `QueueStack.bounds`."""
+        chained = cast(list[PreparedChainQueue], queues)
+        if any(type(q) is not PreparedChainQueue for q in chained):
+            raise TypeError("stack: every queue must be a PreparedChainQueue")
+        return QueueStack.of(chained)
 
     def _mean_latencies(self, state: ChainState) -> tuple[float, float, float]:
         """(prefill, ITL, TTFT) means, inferno's mean-field formulas."""
@@ -150,6 +189,90 @@ class PreparedChainQueue:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueStack:
+    """Several prepared chain queues, one row each (implements `LatencyStack`): their
+    chains (`ChainStack`), prefill terms per batch (offset, slope, constant; +inf
+    beyond N), max batch and output tokens."""
+
+    chains: ChainStack
+    prefill: FloatArray
+    info: FloatArray
+
+    @classmethod
+    def of(cls, queues: Sequence[PreparedChainQueue]) -> QueueStack:
+        """The rows of these queues."""
+        width = max(q.params.max_batch for q in queues)
+        prefill = np.full((len(queues), width, 3), np.inf)
+        for row, q in enumerate(queues):
+            terms, n = q.prefill.terms, q.params.max_batch
+            prefill[row, :n, 0], prefill[row, :n, 1] = terms.offset, terms.slope
+            prefill[row, :n, 2] = terms.constant
+        info = np.array([(q.params.max_batch, q.params.out_tokens) for q in queues],
+                        dtype=np.float64).reshape(len(queues), 2)
+        return cls(ChainStack.of([q.chain for q in queues]), prefill, info)
+
+    def take(self, rows: npt.NDArray[np.intp]) -> QueueStack:
+        """These rows, in this order."""
+        return QueueStack(self.chains.take(rows), self.prefill[rows], self.info[rows])
+
+    def extend(self, other: LatencyStack) -> QueueStack:
+        """These rows, then the other's."""
+        assert isinstance(other, QueueStack)
+        width = max(self.prefill.shape[1], other.prefill.shape[1])
+        return QueueStack(
+            self.chains.extend(other.chains),
+            np.concatenate((_widen3(self.prefill, width), _widen3(other.prefill, width))),
+            np.concatenate((self.info, other.info)),
+        )
+
+    def bounds(self, rates_rps: FloatArray) -> LatencyBounds:
+        """Mean TTFT and ITL of each row at its rate, from the chains' means in O(N)
+        (`queue_models.chain_means`), with bounds on the distance from `latencies_ms`."""
+        means = self.chains.means(np.asarray(rates_rps, dtype=np.float64) / 1000.0)
+        with np.errstate(all="ignore"):  # rows without valid means get no bound anyway
+            return _bounds(self, means)
+
+
+def _widen3(table: FloatArray, width: int) -> FloatArray:
+    extra = width - table.shape[1]
+    if extra <= 0:
+        return table
+    pad = np.full((table.shape[0], extra, 3), np.inf)
+    return np.concatenate((table, pad), axis=1)
+
+
+def _bounds(stack: QueueStack, means: StackedMeans) -> LatencyBounds:
+    """inferno's mean-field TTFT and ITL (as `_mean_latencies`) from stacked means, with
+    error bounds: the means' own, carried through the formulas, plus both computations'
+    rounding; infinite where a mean is not covered or the prefill chunk count (read at
+    the rounded mean batch) is in doubt."""
+    ns, nq, x = means.avg_in_service, means.avg_queued, means.throughput_per_ms
+    rel, tiny = means.rel_error + 64.0 * 2.0**-53, means.abs_error
+    spread = ns * rel + tiny
+    top, out_tokens = stack.info.T
+    index = np.minimum(np.maximum(np.floor(ns + 0.5), 1.0), top)  # _FloatTerms.at's batch
+    sure = index == np.minimum(np.maximum(np.floor(ns - spread + 0.5), 1.0), top)
+    sure &= index == np.minimum(np.maximum(np.floor(ns + spread + 0.5), 1.0), top)
+    at = np.where(np.isfinite(index), index, 1.0).astype(np.intp) - 1  # NaN: no bound
+    offset, slope, constant = stack.prefill[np.arange(ns.size), at].T
+    linear = slope * ns
+    pre = np.maximum(offset + linear, 0.0) + constant
+    pre_err = np.abs(slope) * spread + rel * (np.abs(offset) + np.abs(linear) + np.abs(constant))
+    serv, wait = ns / x, nq / x
+    itl = (serv - pre) / out_tokens
+    ttft = wait + pre + itl
+    serv_err = 3.0 * rel * serv + tiny / x
+    itl_err = (serv_err + pre_err + rel * (serv + np.abs(pre))) / out_tokens + rel * np.abs(itl)
+    ttft_err = 3.0 * rel * wait + tiny / x + pre_err + itl_err + rel * (
+        wait + np.abs(pre) + np.abs(itl)
+    )
+    bad = ~(means.valid & sure)
+    return LatencyBounds(
+        ttft, itl, np.where(bad, np.inf, 2.0 * ttft_err), np.where(bad, np.inf, 2.0 * itl_err)
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class BatchFormulas:
     """A model's three formulas evaluated at integer batch sizes."""
 
@@ -187,8 +310,7 @@ class ChainQueueModel(ABC):
             max_rate_rps=float(rates[-1]) * (1.0 - RATE_EPSILON) * 1000.0,
             min_rate_rps=float(rates[0]) * RATE_EPSILON * 1000.0,
             prefill=_FloatTerms.of(formulas.prefill),
-            itl=_FloatTerms.of(formulas.itl),
-            itl_by_batch_ms=formulas.itl.at_batches(batch),
+            itl_terms=formulas.itl,
         )
 
     def evaluate(self, params: ServiceParams, arrival_rate_rps: float) -> Performance:

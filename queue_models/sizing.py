@@ -36,20 +36,37 @@ max(TTFT / TTFT target, ITL / ITL target) over [min rate, cap], which lands on t
 smallest per-target rate directly (same tolerance on the binding metric), and the
 per-target rates of the other targets are not computed.
 
+Steps: `size_prepared_steps` and `best_max_batch_steps` are the same algorithms as
+generators (`Steps`) that yield an `Ask` whenever they need mean latencies on a queue
+with `BoundedMeans` (mean targets), and are sent an answer that leads to the same
+decisions. `run` answers them exactly, one at a time (`size_prepared` and
+`best_max_batch` are `run` of their steps); `queue_models.lockstep.run_all` runs many
+side by side and answers each round's asks at once. Only the bisections' steps are
+asked for: the values at the rate a bisection ends on, and every `Performance`, are
+evaluated by the sizing itself, so results are the same either way.
+
 To extend: new kinds of targets get a metric function and an entry in `_metrics`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal, NamedTuple, TypeVar, cast
 
 import numpy as np
 
-from queue_models.base import Performance, PreparedQueue, QueueModel, ServiceParams, Targets
+from queue_models.base import (
+    BoundedMeans,
+    Performance,
+    PreparedQueue,
+    QueueModel,
+    ServiceParams,
+    Targets,
+)
 
 Binding = Literal["ttft", "itl", "tokens_per_s", "max_rate"]
+T = TypeVar("T")
 
 REL_TOL = 1e-6
 MAX_STEPS = 100
@@ -95,8 +112,86 @@ class BatchChoice:
     anchor_throughput_rps: float
 
 
+class Ask(NamedTuple):
+    """What a sizing needs next: the mean (TTFT, ITL) of `queue` at `rate_rps` (what
+    `latencies_ms(rate, None, None)` gives), to compare max(value / target) over the
+    targets set (`targets`: TTFT, ITL; 0 for none) with 1 and, with `each`, every value
+    with its own target. An answer may be any pair that leads to the same comparisons."""
+
+    queue: BoundedMeans
+    rate_rps: float
+    targets: tuple[float, float]
+    each: bool = False
+
+
+class Bisect(NamedTuple):
+    """What a sizing needs next: `bisect_rate`'s halving steps on max(value / target)
+    against 1 over [lo, hi] (its end values checked already), value the mean (TTFT,
+    ITL) of `queue`, over the targets set (`targets` as in `Ask`), stopping with
+    `RateBelow` under `below`. Answered with the rate it ends on, or `RateBelow`
+    thrown into the sizing."""
+
+    queue: BoundedMeans
+    targets: tuple[float, float]
+    lo: float
+    hi: float
+    below: float | None
+
+
+Steps = Generator[Ask | Bisect, Any, T]
+"""A sizing run as a generator: it yields `Ask`s and `Bisect`s, is sent their answers,
+and returns its result. `run` answers exactly, one at a time;
+`queue_models.lockstep.run_all` runs many side by side and answers each round's
+requests together."""
+
+
+def done(value: T) -> Steps[T]:
+    """`Steps` that ask nothing and return `value`."""
+    return value
+    yield  # a generator function: the yield makes it one
+
+
+def worst_ratio(targets: tuple[float, float], values: tuple[float, float]) -> float:
+    """max(value / target) over the targets set (TTFT first), as `_joint_rate` takes it."""
+    if targets[0] > 0 and targets[1] > 0:
+        return max(values[0] / targets[0], values[1] / targets[1])
+    return values[0] / targets[0] if targets[0] > 0 else values[1] / targets[1]
+
+
+def run(steps: Steps[T]) -> T:
+    """Run a sizing to its end, answering each request exactly (`latencies_ms`)."""
+    try:
+        request = next(steps)
+        while True:
+            queue = cast(PreparedQueue, request.queue)  # `_asked` checked it is both
+            if isinstance(request, Ask):
+                request = steps.send(queue.latencies_ms(request.rate_rps, None, None))
+                continue
+            pair = request.targets
+            try:
+                found = _halving(
+                    lambda r, q=queue, t=pair: worst_ratio(t, q.latencies_ms(r, None, None)),
+                    1.0, (request.lo, request.hi), request.below,
+                )
+            except RateBelow as below:
+                request = steps.throw(below)
+                continue
+            request = steps.send(found)
+    except StopIteration as finished:
+        return finished.value
+
+
 def _close(value: float, target: float) -> bool:
     return value == target or (target != 0 and abs(value - target) <= REL_TOL * abs(target))
+
+
+def decision(value: float, target: float) -> int:
+    """What a bisection makes of a metric value: 0 close to the target (it stops), 1
+    above, -1 below. Monotone in the value: if both ends of an interval get the same
+    decision, so does every value in it."""
+    if _close(value, target):
+        return 0
+    return 1 if value > target else -1
 
 
 class RateBelow(Exception):
@@ -116,14 +211,31 @@ def bisect_rate(
     `below`, raises `RateBelow` as soon as the bracket lies under it (the answer would
     too); otherwise the steps and the answer do not depend on `below`.
     """
+    decided, rate = _ends(target, bounds, end_values)
+    return rate if decided else _halving(metric, target, bounds, below)
+
+
+def _ends(
+    target: float, bounds: tuple[float, float], end_values: tuple[float, float]
+) -> tuple[bool, float | None]:
+    """(True, answer) when the end values decide the bisection, else (False, None)."""
     lo, hi = bounds
     y_lo, y_hi = end_values
     if _close(y_lo, target):
-        return lo
+        return True, lo
     if y_lo > target:
-        return None
+        return True, None
     if _close(y_hi, target) or y_hi <= target:
-        return hi
+        return True, hi
+    return False, None
+
+
+def _halving(
+    metric: Callable[[float], float], target: float, bounds: tuple[float, float],
+    below: float | None,
+) -> float:
+    """`bisect_rate`'s steps once the end values are checked (`lockstep` mirrors them)."""
+    lo, hi = bounds
     mid = lo
     for _ in range(MAX_STEPS):
         mid = 0.5 * (lo + hi)
@@ -152,6 +264,43 @@ def _metrics(
     return found
 
 
+def _asked(prepared: PreparedQueue, targets: Targets,
+           metrics: list[tuple[Binding, float, Callable[[float], float], int]]
+           ) -> tuple[float, float] | None:
+    """The `Ask.targets` of a sizing whose evaluations may be asked for (mean targets
+    on a queue with bounded means), else None (it evaluates them itself)."""
+    if targets.ttft_quantile is not None or targets.itl_quantile is not None:
+        return None
+    if not hasattr(prepared, "stack"):  # BoundedMeans (isinstance on a Protocol is slow)
+        return None
+    pair = [0.0, 0.0]
+    for _, target, _, i in metrics:
+        pair[i] = target
+    return pair[0], pair[1]
+
+
+def _latencies(
+    prepared: PreparedQueue, rate: float, targets: Targets,
+    asked: tuple[float, float] | None, each: bool = False,
+) -> Steps[tuple[float, float]]:
+    """(TTFT, ITL) at a rate: asked for (an answer with the same decisions) when the
+    sizing may ask, else evaluated here."""
+    if asked is None:
+        return prepared.latencies_ms(rate, targets.ttft_quantile, targets.itl_quantile)
+    return (yield Ask(cast(BoundedMeans, prepared), rate, asked, each))
+
+
+def _worst(
+    metrics: list[tuple[Binding, float, Callable[[float], float], int]],
+) -> Callable[[tuple[float, float]], float]:
+    """values -> max(values[i] / target) over the metrics, in their order."""
+    if len(metrics) == 1:
+        (_, t0, _, i0), = metrics
+        return lambda values: values[i0] / t0
+    (_, t0, _, i0), (_, t1, _, i1) = metrics
+    return lambda values: max(values[i0] / t0, values[i1] / t1)
+
+
 def _joint_rate(
     prepared: PreparedQueue,
     targets: Targets,
@@ -159,23 +308,33 @@ def _joint_rate(
     bounds: tuple[float, float],
     at_lo: tuple[float, float],
     below: float | None = None,
-) -> tuple[float, Binding | None]:
+    asked: tuple[float, float] | None = None,
+) -> Steps[tuple[float, Binding | None]]:
     """One bisection on max(metric / target): the smallest per-target rate directly.
 
     Returns the rate and the target binding there (None when all are met at bounds[1]).
+    Values that were asked for only decide the bisection's steps; the ones at the rate
+    it ends on are evaluated here.
     """
     tq, iq = targets.ttft_quantile, targets.itl_quantile
     seen: dict[float, tuple[float, float]] = {}
+    worst = _worst(metrics)
+    queue = cast(BoundedMeans, prepared)
+    if asked is None:
+        at_hi = seen[bounds[1]] = prepared.latencies_ms(bounds[1], tq, iq)
+    else:
+        at_hi = yield Ask(queue, bounds[1], asked)
+    decided, found = _ends(1.0, bounds, (worst(at_lo), worst(at_hi)))
+    if not decided and asked is None:
 
-    def worst(values: tuple[float, float]) -> float:
-        return max(values[i] / target for _, target, _, i in metrics)
+        def joint(rate: float) -> float:
+            values = seen[rate] = prepared.latencies_ms(rate, tq, iq)
+            return worst(values)
 
-    def joint(rate: float) -> float:
-        seen[rate] = prepared.latencies_ms(rate, tq, iq)
-        return worst(seen[rate])
-
-    rate = bisect_rate(joint, 1.0, bounds, (worst(at_lo), joint(bounds[1])), below)
-    rate = bounds[0] if rate is None else rate  # not reached: feasibility checked before
+        found = _halving(joint, 1.0, bounds, below)
+    elif not decided:
+        found = yield Bisect(queue, asked, bounds[0], bounds[1], below)
+    rate = bounds[0] if found is None else found  # not None: feasibility checked before
     values = seen.get(rate) or prepared.latencies_ms(rate, tq, iq)
     if rate >= bounds[1] and worst(values) <= 1.0:
         return rate, None
@@ -185,7 +344,7 @@ def _joint_rate(
 
 def _solve_rates(
     prepared: PreparedQueue, targets: Targets, exhaustive: bool, below: float | None = None
-) -> tuple[dict[Binding, float | None], Binding | None]:
+) -> Steps[tuple[dict[Binding, float | None], Binding | None]]:
     """Per-target rates (0 when missed at the min rate) and the missed target, if any."""
     lo, hi = prepared.min_rate_rps, prepared.max_rate_rps
     cap = hi * (1.0 - STABILITY_SAFETY_FRACTION) if targets.tokens_per_s > 0 else hi
@@ -194,7 +353,8 @@ def _solve_rates(
     if not metrics:
         return rates, None
     tq, iq = targets.ttft_quantile, targets.itl_quantile
-    at_lo = prepared.latencies_ms(lo, tq, iq)
+    asked = _asked(prepared, targets, metrics)
+    at_lo = yield from _latencies(prepared, lo, targets, asked, each=True)
     missed = [
         n for n, target, _, i in metrics if at_lo[i] > target and not _close(at_lo[i], target)
     ]
@@ -203,7 +363,9 @@ def _solve_rates(
             rates[name] = 0.0
         return rates, missed[0]
     if not exhaustive:
-        rate, name = _joint_rate(prepared, targets, metrics, (lo, cap), at_lo, below)
+        rate, name = yield from _joint_rate(
+            prepared, targets, metrics, (lo, cap), at_lo, below, asked
+        )
         for other, *_ in metrics:
             rates[other] = None
         if name is not None:
@@ -237,7 +399,17 @@ def size_prepared(
     With `below` (fast path only), raises `RateBelow` once the rate is known to be
     under it: then so is the throughput there, which never exceeds the rate.
     """
-    rates, missed = _solve_rates(prepared, targets, exhaustive, below)
+    return run(size_prepared_steps(prepared, targets, exhaustive, below))
+
+
+def size_prepared_steps(
+    prepared: PreparedQueue,
+    targets: Targets,
+    exhaustive: bool = True,
+    below: float | None = None,
+) -> Steps[RateSizing]:
+    """`size_prepared` as `Steps` (to run side by side with others)."""
+    rates, missed = yield from _solve_rates(prepared, targets, exhaustive, below)
     lo, hi = prepared.min_rate_rps, prepared.max_rate_rps
     if missed is not None:
         rate, feasible, binding, at = 0.0, False, missed, lo
@@ -280,13 +452,14 @@ def batch_brackets(
     return m_itl, m_tpf
 
 
-def _onset(probe: Callable[[int], float], threshold: float, lo: int, hi: int) -> int:
+def _onset(probe: Callable[[int], Steps[float]], threshold: float, lo: int, hi: int
+           ) -> Steps[int]:
     """Smallest m in [lo, hi] with probe(m) >= threshold, at most 6 probes (inferno)."""
     for _ in range(ONSET_MAX_PROBES):
         if lo >= hi:
             break
         mid = (lo + hi) // 2
-        if probe(mid) >= threshold:
+        if (yield from probe(mid)) >= threshold:
             hi = mid
         else:
             lo = mid + 1
@@ -305,13 +478,13 @@ class _Oracle:
     """Batches known to fall short of the threshold (feasible, rate below it)."""
     probes: list[int] = field(default_factory=list)
 
-    def __call__(self, m: int, below: float | None = None) -> float:
+    def __call__(self, m: int, below: float | None = None) -> Steps[float]:
         """f(m), or -1 when `below` is given and f(m) is known to be under it."""
         self.probes.append(m)
         if m not in self.memo and m not in self.short:
             prepared = self.model.prepare(replace(self.params, max_batch=m))
             try:
-                sizing = size_prepared(prepared, self.targets, False, below)
+                sizing = yield from size_prepared_steps(prepared, self.targets, False, below)
             except RateBelow:
                 self.short.add(m)
                 return -1.0
@@ -330,19 +503,27 @@ def best_max_batch(
     whether the targets are on the mean or on a percentile; the oracle honours the
     percentiles.
     """
+    return run(best_max_batch_steps(model, params, targets, ceiling))
+
+
+def best_max_batch_steps(
+    model: QueueModel, params: ServiceParams, targets: Targets, ceiling: int | None = None
+) -> Steps[BatchChoice]:
+    """`best_max_batch` as `Steps` (to run side by side with others)."""
     top = DEFAULT_CEILING if ceiling is None else int(ceiling)
     if top < 1:
         raise ValueError(f"ceiling must be >= 1, got {ceiling}")
     m_itl, m_tpf = batch_brackets(model, params, targets, top)
     probe = _Oracle(model, params, targets)
-    anchor = probe(top)
+    anchor = yield from probe(top)
     if anchor <= 0:
         return BatchChoice(1, 0.0, m_itl, m_tpf, tuple(probe.probes), 0, False, None, anchor)
     lo = max(1, min(m_itl, m_tpf))
     hi = max(lo, min(top, max(3 * max(m_itl, m_tpf), lo + 1)))
     threshold = (1.0 - ONSET_EPSILON / 2.0) * anchor
-    best = max(1, min(top, _onset(lambda m: probe(m, threshold), threshold, lo, hi)))
-    throughput = probe(best)
+    onset = yield from _onset(lambda m: probe(m, threshold), threshold, lo, hi)
+    best = max(1, min(top, onset))
+    throughput = yield from probe(best)
     calls = sum(1 for m in probe.probes if m in probe.short or probe.memo[m][0] > 0)
     return BatchChoice(
         max_batch=best,
