@@ -47,12 +47,14 @@ def test_a_slow_variant_is_corrected_slowly_and_within_bounds():
     assert factors[-1] == pytest.approx(1.5, rel=OPTIONS.dead_band + 0.02)
 
 
-def test_a_fast_variant_moves_down_to_the_lower_bound_at_most():
+@pytest.mark.parametrize("lower", [1.0, 0.67])
+def test_a_fast_variant_moves_down_to_the_lower_bound_at_most(lower):
+    options = CorrectionOptions(lower=lower)
     state = CorrectionState()
     for _ in range(100):
         predicted = 20.0 * state.factor("chat", "H100")
-        state = correct(state, [_seen(2.0, predicted)], LIVE, OPTIONS)
-    assert OPTIONS.lower <= state.factor("chat", "H100") <= OPTIONS.lower * 1.02
+        state = correct(state, [_seen(2.0, predicted)], LIVE, options)
+    assert lower <= state.factor("chat", "H100") <= lower * 1.02
 
 
 def test_the_upper_bound_holds():
