@@ -25,7 +25,7 @@ from optimizer.plan_builder import build_plan
 from optimizer.problem import Problem
 from optimizer.registry import get_solver
 from queue_models.registry import get_queue_model
-from specs.documents import FleetSpec
+from specs.documents import FleetSpec, OptimizerOptions
 from specs.plan import Plan
 
 Timer = Callable[[], float]
@@ -59,6 +59,18 @@ def build_problem(
     return generator.problem(spec, predict=predict)
 
 
+def solver_options(spec: FleetSpec, generator: CandidateGenerator) -> OptimizerOptions:
+    """The spec's optimizer options as the solver gets them: a model that sizes from
+    measured pools (`capacity-table`) gets no heterogeneous splits, since its tables
+    hold pools of one configuration, and a pool split over accelerators and routed
+    least-loaded does not add up to its parts (measured: the clairvoyant bound on
+    synthetic-bursts fell from 99.7% to 97.0% attainment with splits)."""
+    options = spec.optimizer
+    if options.heterogeneous and generator.sizes_itself:
+        return options.model_copy(update={"heterogeneous": False})
+    return options
+
+
 def optimize(
     spec: FleetSpec,
     *,
@@ -77,7 +89,7 @@ def optimize(
     start = clock()
     problem = generator.problem(spec, predict=False)
     built = clock()
-    solution = solve(problem, spec.optimizer)
+    solution = solve(problem, solver_options(spec, generator))
     solved = clock()
     return build_plan(
         spec,

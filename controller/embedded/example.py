@@ -3,7 +3,7 @@
 One model (llama_3_1_8b) for two service classes (`premium`: TTFT 2 s and ITL 100 ms for
 99% of requests; `standard`: 4 s and 300 ms for 99%) on H100, A100 and L4 units, sized
 with `capacity-table` (replays of each class's own arrivals, `workload_sample`) by the
-heterogeneous milp; a class the capacity cannot serve whole gets what is left, in
+milp (one accelerator type per class: measured pools are not split); a class the capacity cannot serve whole gets what is left, in
 priority order (saturation policy `PriorityExhaustive`), rather than nothing. The profiles are the
 heterogeneous example's (specs/examples/heterogeneous-fleet.json) slowed `SLOWDOWN` times,
 so a replica saturates at a few requests per second and the whole closed loop (workers,

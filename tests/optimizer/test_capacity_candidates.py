@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from optimizer.api import optimize
+from optimizer.api import optimize, solver_options
 from optimizer.candidates import CandidateGenerator
+from queue_models.batch_queue import BatchQueueModel
 from queue_models.capacity_model import CapacityTableModel
 from queue_models.capacity_sizing import CalibrationOptions
 from queue_models.iteration_cost import LinearCost
@@ -80,3 +81,12 @@ def test_a_burstier_workload_needs_more_replicas(generator):
 
 def _fields(params) -> dict:
     return {name: getattr(params, name) for name in params.__slots__}
+
+
+def test_measured_pools_are_not_split_across_accelerators(generator):
+    spec = _spec(6.0)
+    spec = spec.model_copy(update={"optimizer": spec.optimizer.model_copy(
+        update={"heterogeneous": True})})
+    assert solver_options(spec, generator).heterogeneous is False
+    analytic = CandidateGenerator(BatchQueueModel())
+    assert solver_options(spec, analytic).heterogeneous is True
