@@ -31,6 +31,8 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from serving.auth import AllowList, AuthPolicy
+from serving.http import BodyLimits
 from serving.routing import POLICIES, PolicyOptions
 from specs.errors import SpecError
 from specs.jsonnode import read_json
@@ -158,6 +160,12 @@ class RouterSettings:
     poll_interval_s: float = 1.0
     seed: int | None = None
     backend_header: bool = True
+    body: BodyLimits = field(default_factory=BodyLimits)
+    """Request body bounds (`serving.http`)."""
+    auth: AuthPolicy = field(default_factory=AuthPolicy)
+    """Who may register and remove backends (`serving.auth`)."""
+    register_allow: AllowList = field(default_factory=AllowList)
+    """Backend hosts `POST /router/backends` may register (default: loopback only)."""
 
     def policy_name(self, model: str, document_policies: Mapping[str, str],
                     planned: bool) -> str:

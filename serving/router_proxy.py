@@ -43,6 +43,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from serving.http import BodyBudget, read_body
 from serving.openai_api import BadRequest, error_body
 from serving.router_admission import TenantLoad, over_fair_share, saturated
 from serving.router_cache import ResponseCache
@@ -131,6 +132,7 @@ class Proxy:
         self.cache = cache
         self.session: aiohttp.ClientSession | None = None
         self.tenants = TenantLoad()
+        self.budget = BodyBudget(settings.body)
         self.predictors: dict[str, DecodePredictor] = {}
         self._policies: dict[GroupKey, Policy] = {}
         self._generation = -1
@@ -174,7 +176,7 @@ class Proxy:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Route one completion or chat request."""
-        raw = await request.read()
+        raw = await read_body(request, self.budget)
         try:
             parsed = parse_body(raw)
         except BadRequest as exc:

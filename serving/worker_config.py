@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from queue_models.engine import LOWEST_PRIORITY, EngineConfig
+from serving.auth import AuthPolicy
+from serving.http import BodyLimits
 from specs.documents import FleetSpec, Profile
 from specs.errors import SpecError
 
@@ -43,6 +45,9 @@ class WorkerSettings:
     served_model_name: str
     class_priorities: Mapping[str, int] = field(default_factory=dict)
     default_max_tokens: int = DEFAULT_MAX_TOKENS
+    body: BodyLimits = field(default_factory=BodyLimits)
+    auth: AuthPolicy = field(default_factory=AuthPolicy)
+    """Who may call the state-changing /admin endpoints (`serving.auth`)."""
 
     @property
     def max_model_len(self) -> int:

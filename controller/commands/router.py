@@ -3,7 +3,9 @@
 Backends come from one source: `--backends FILE` (a JSON backends document, re-read when
 it changes), `--plan URL` (the controller's plan endpoint, polled; the same document) or
 `--kubernetes SELECTOR` (ready Pods matching a label selector). With none, the router
-starts empty and workers register themselves (`POST /router/backends`). Once listening it
+starts empty and workers register themselves (`POST /router/backends`: with the bearer
+token of `--auth-token-file` or `FLEETPLAN_AUTH_TOKEN`, from a host on `--register-allow`,
+loopback by default). Once listening it
 prints one line, `fleetplan router: listening on http://HOST:PORT ...`, to stdout (so a
 parent started with `--port 0` learns the port). See `serving.router` for the routes and
 `serving.routing` for the policies.
@@ -19,6 +21,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from controller.commands.argtypes import non_negative_int, positive_float
+from controller.commands.server_args import (
+    add_auth_options,
+    add_body_options,
+    auth_policy,
+    body_limits,
+)
+from serving.auth import AllowList
 from serving.discovery import FileSource, PlanSource
 from serving.router import RouterState, SourceFactory, build_state, serve
 from serving.router_config import SESSION_HEADER, RouterSettings
@@ -49,6 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="policy for one model (repeatable; overrides the document's)")
     _add_behaviour(p)
     _add_kubernetes(p)
+    add_auth_options(p)
+    p.add_argument("--register-allow", action="append", default=[], metavar="CIDR|HOST",
+                   help="backend hosts POST /router/backends may register: a CIDR, an "
+                   "address or an exact host name (repeatable; default: loopback only)")
+    add_body_options(p)
     p.set_defaults(func=run)
 
 
@@ -110,6 +124,9 @@ def settings_from_args(args: argparse.Namespace) -> RouterSettings:
         cache_size=args.cache_size, cache_ttl_s=args.cache_ttl,
         health_interval_s=args.health_interval, heartbeat_timeout_s=args.heartbeat_timeout,
         poll_interval_s=args.poll_interval, seed=args.seed,
+        auth=auth_policy(args, args.host), body=body_limits(args),
+        register_allow=(AllowList.parse(args.register_allow) if args.register_allow
+                        else AllowList()),
     )
 
 
@@ -153,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     def ready(url: str) -> None:
         models = ", ".join(state.pool.models()) or "none yet"
         print(f"fleetplan router: listening on {url} backends {len(state.pool.backends())} "
-              f"models {models}", flush=True)
+              f"models {models} {settings.auth.describe()}", flush=True)
 
     try:
         _runner(args.loop)(serve(state, args.host, args.port, ready))

@@ -4,6 +4,8 @@ The worker takes the profile of `--model` on `--accelerator` from `--spec` (anyt
 `fleetplan validate` reads) and serves until SIGINT or SIGTERM. Once listening it prints
 one line, `fleetplan worker: listening on http://HOST:PORT ...`, to stdout (so a parent
 process started with `--port 0` learns the port). See `serving.worker` for the routes.
+Its /admin endpoints need a bearer token (`--auth-token-file` or `FLEETPLAN_AUTH_TOKEN`;
+without one they are refused; `--insecure-no-auth` turns the check off on loopback only).
 """
 
 from __future__ import annotations
@@ -11,8 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from dataclasses import replace
 
 from controller.commands.argtypes import non_negative_int, positive_int
+from controller.commands.server_args import (
+    add_auth_options,
+    add_body_options,
+    auth_policy,
+    body_limits,
+)
 from serving.worker import serve
 from serving.worker_config import DEFAULT_MAX_TOKENS, WorkerSettings, worker_settings
 from specs.loading import load_fleet
@@ -49,18 +58,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--served-model-name", help="model name in the API (default: --model)")
     parser.add_argument("--default-max-tokens", type=positive_int, default=DEFAULT_MAX_TOKENS,
                         help=f"output tokens when a request sets none (default {DEFAULT_MAX_TOKENS})")
+    add_auth_options(parser)
+    add_body_options(parser)
     parser.set_defaults(func=run)
 
 
 def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
     """Load the spec and build the worker's settings (raises `SpecError`)."""
+    auth, body = auth_policy(args, args.host), body_limits(args)
     loaded = load_fleet(args.spec)
-    return worker_settings(
+    settings = worker_settings(
         loaded.spec, args.model, args.accelerator, source=loaded.path,
         max_batch=args.max_batch, max_queue=args.max_queue,
         kv_capacity_tokens=args.kv_capacity_tokens, token_budget=args.token_budget,
         served_model_name=args.served_model_name, default_max_tokens=args.default_max_tokens,
     )
+    return replace(settings, auth=auth, body=body)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"fleetplan worker: listening on {url} model {settings.served_model_name} "
               f"accelerator {settings.accelerator} max_batch {engine.max_batch} "
               f"token_budget {engine.token_budget} "
-              f"kv_capacity_tokens {engine.kv_capacity_tokens}", flush=True)
+              f"kv_capacity_tokens {engine.kv_capacity_tokens} {settings.auth.describe()}",
+              flush=True)
 
     try:
         asyncio.run(serve(settings, args.host, args.port, ready))
