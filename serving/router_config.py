@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from serving.auth import AllowList, AuthPolicy
 from serving.http import BodyLimits
+from serving.overload import DEFAULT_MAX_QUEUE_WAIT_S
 from serving.routing import POLICIES, PolicyOptions
 from specs.errors import SpecError
 from specs.jsonnode import read_json
@@ -142,6 +143,9 @@ class RouterSettings:
     """Further attempts on other replicas after a failure before the first byte."""
     max_outstanding: int | None = 256
     """Admission: answer 429 when every candidate has this many requests in flight."""
+    max_queue_wait_s: float | None = DEFAULT_MAX_QUEUE_WAIT_S
+    """Admission: answer 429 when every candidate's expected wait for a batch slot exceeds
+    this, s (None: no bound; `serving.router_admission.over_wait_bound`)."""
     retry_after_s: int = 1
     tenant_header: str | None = None
     """Per-tenant fair share under admission pressure (off when None)."""

@@ -49,6 +49,7 @@ from serving.openai_api import (
     parse_request,
     usage,
 )
+from serving.overload import profile_service_s, queue_wait_s, retry_after_s
 from serving.worker_config import WorkerSettings
 
 SERVICE_CLASS_HEADER = "x-service-class"
@@ -102,6 +103,9 @@ async def _generate(request: web.Request, kind: Kind) -> web.StreamResponse:
     prefix = "chatcmpl" if kind == "chat" else "cmpl"
     request_id = f"{prefix}-{next(state.ids)}"
     priority = state.settings.priority(request.headers.get(SERVICE_CLASS_HEADER))
+    overloaded = _over_wait_bound(state, parsed)
+    if overloaded is not None:
+        return overloaded
     try:
         stream = state.driver.submit(request_id, parsed.prompt_tokens, parsed.max_tokens, priority)
     except QueueFullError as exc:
@@ -122,6 +126,23 @@ async def _generate(request: web.Request, kind: Kind) -> web.StreamResponse:
     finally:
         if not stream.done:
             state.driver.cancel(request_id)
+
+
+def _over_wait_bound(state: WorkerState, parsed: GenerationRequest) -> web.Response | None:
+    """The 429 answer when the request's expected wait for a slot exceeds the bound."""
+    bound = state.settings.max_queue_wait_s
+    if bound is None:
+        return None
+    engine = state.engine
+    fallback = profile_service_s(engine.config.cost, engine.max_batch, parsed.prompt_tokens,
+                                 parsed.max_tokens)
+    wait = queue_wait_s(engine.running + engine.waiting, engine.max_batch,
+                        state.driver.service.estimate(fallback))
+    if wait <= bound:
+        return None
+    return _error(429, f"expected wait for a batch slot {wait:.1f} s exceeds the bound of "
+                  f"{bound:g} s", "TooManyRequests",
+                  {"Retry-After": str(retry_after_s(wait, bound))})
 
 
 async def _stream(request: web.Request, parsed: GenerationRequest, stream: TokenStream,

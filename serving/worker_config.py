@@ -26,6 +26,7 @@ from pathlib import Path
 from queue_models.engine import LOWEST_PRIORITY, EngineConfig
 from serving.auth import AuthPolicy
 from serving.http import BodyLimits
+from serving.overload import DEFAULT_MAX_QUEUE_WAIT_S
 from specs.documents import FleetSpec, Profile
 from specs.errors import SpecError
 
@@ -46,6 +47,9 @@ class WorkerSettings:
     class_priorities: Mapping[str, int] = field(default_factory=dict)
     default_max_tokens: int = DEFAULT_MAX_TOKENS
     body: BodyLimits = field(default_factory=BodyLimits)
+    max_queue_wait_s: float | None = DEFAULT_MAX_QUEUE_WAIT_S
+    """429 when a request's expected wait for a batch slot exceeds this (None: no bound;
+    `serving.overload`)."""
     auth: AuthPolicy = field(default_factory=AuthPolicy)
     """Who may call the state-changing /admin endpoints (`serving.auth`)."""
 

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from controller.commands.argtypes import non_negative_int, positive_float
+from controller.commands.argtypes import non_negative_float, non_negative_int, positive_float
 from controller.commands.server_args import (
     add_auth_options,
     add_body_options,
@@ -29,6 +29,7 @@ from controller.commands.server_args import (
 )
 from serving.auth import AllowList
 from serving.discovery import FileSource, PlanSource
+from serving.overload import DEFAULT_MAX_QUEUE_WAIT_S
 from serving.router import RouterState, SourceFactory, build_state, serve
 from serving.router_config import SESSION_HEADER, RouterSettings
 from serving.routing import POLICIES, POLICY_NAMES, PolicyOptions
@@ -71,6 +72,12 @@ def _add_behaviour(p: argparse.ArgumentParser) -> None:
                    help="attempts on other replicas after a failure before the first byte")
     p.add_argument("--max-outstanding", type=non_negative_int, default=256,
                    help="429 when every candidate has this many requests in flight (0: off)")
+    p.add_argument("--max-queue-wait", type=non_negative_float,
+                   default=DEFAULT_MAX_QUEUE_WAIT_S, metavar="S",
+                   help="429 with Retry-After when every candidate's expected wait for a "
+                   "batch slot (from its max batch and measured completion rate) exceeds S "
+                   "seconds (default %(default)g; 0: no bound; candidates without a max "
+                   "batch are bounded by --max-outstanding only)")
     p.add_argument("--tenant-header", help="enable per-tenant fair share keyed on this header")
     p.add_argument("--session-header", default=SESSION_HEADER,
                    help=f"session key for session_affinity (default {SESSION_HEADER})")
@@ -120,6 +127,7 @@ def settings_from_args(args: argparse.Namespace) -> RouterSettings:
         default_policy=args.policy, model_policies=_model_policies(args.model_policy),
         policy_options=PolicyOptions(p2c_metric=args.p2c_metric),
         max_retries=args.max_retries, max_outstanding=args.max_outstanding or None,
+        max_queue_wait_s=args.max_queue_wait or None,
         tenant_header=args.tenant_header, session_header=args.session_header.lower(),
         cache_size=args.cache_size, cache_ttl_s=args.cache_ttl,
         health_interval_s=args.health_interval, heartbeat_timeout_s=args.heartbeat_timeout,

@@ -15,13 +15,14 @@ import asyncio
 import sys
 from dataclasses import replace
 
-from controller.commands.argtypes import non_negative_int, positive_int
+from controller.commands.argtypes import non_negative_float, non_negative_int, positive_int
 from controller.commands.server_args import (
     add_auth_options,
     add_body_options,
     auth_policy,
     body_limits,
 )
+from serving.overload import DEFAULT_MAX_QUEUE_WAIT_S
 from serving.worker import serve
 from serving.worker_config import DEFAULT_MAX_TOKENS, WorkerSettings, worker_settings
 from specs.loading import load_fleet
@@ -47,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-queue", type=non_negative_int,
                         help="bound on waiting requests beyond free batch slots; more get 429 "
                         "(default: unbounded)")
+    parser.add_argument("--max-queue-wait", type=non_negative_float,
+                        default=DEFAULT_MAX_QUEUE_WAIT_S, metavar="S",
+                        help="429 with Retry-After when a request's expected wait for a batch "
+                        "slot (from max batch and the measured, else profiled, time in the "
+                        "batch) exceeds S seconds (default %(default)g; 0: no bound)")
     parser.add_argument("--kv-capacity-tokens", type=positive_int,
                         help="KV cache size in tokens (default: max batch x mean in+out tokens "
                         "of the spec's servers of the model, see serving/worker_config.py)")
@@ -73,7 +79,8 @@ def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
         kv_capacity_tokens=args.kv_capacity_tokens, token_budget=args.token_budget,
         served_model_name=args.served_model_name, default_max_tokens=args.default_max_tokens,
     )
-    return replace(settings, auth=auth, body=body)
+    return replace(settings, auth=auth, body=body,
+                   max_queue_wait_s=args.max_queue_wait or None)
 
 
 def run(args: argparse.Namespace) -> int:
