@@ -10,9 +10,10 @@ at run time (`--port 0`) and a worker counts as a replica only once `/health` an
 2. scale-ups start all the new workers at once and wait for them together; one that
    does not come up is stopped and reported as a failure, with its log's tail;
 3. max batch and token budget changes go to every running worker of the variant live
-   (`POST /admin/max_batch`, `POST /admin/token_budget`): nothing restarts (unlike vLLM,
-   which reads both only at start-up; the Kubernetes actuator rolls its pods). A plan
-   without a token budget leaves the running one as it is;
+   (`POST /admin/max_batch`, `POST /admin/token_budget`, with the bearer token the
+   actuator made at first use and started its workers with): nothing restarts (unlike
+   vLLM, which reads both only at start-up; the Kubernetes actuator rolls its pods). A
+   plan without a token budget leaves the running one as it is;
 4. scale-downs (and variants of planned servers the plan no longer lists) take the
    newest workers out of the backends first, tell `on_backends_changed`, wait until
    they have no running or waiting request (at most `drain_timeout_s`), then stop them.
@@ -35,6 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -196,6 +198,7 @@ class LocalActuator:
         self._variants: dict[str, _Variant] = {}
         self._log_dir: Path | None = settings.log_dir
         self._sequence = 0
+        self._token: str | None = None
         self._sent: list[Backend] | None = None
         self.last_result: ActuationResult | None = None
 
@@ -297,13 +300,22 @@ class LocalActuator:
         command = [*s.command, "--model", d.model, "--accelerator", d.accelerator,
                    "--spec", str(s.spec_path), "--host", s.host, "--port", "0",
                    "--max-batch", str(d.max_batch), *budget, *s.extra_args]
-        return launch(command, self._log_dir / f"{d.name}-{self._sequence}.log", s.cwd)
+        return launch(command, self._log_dir / f"{d.name}-{self._sequence}.log", s.cwd,
+                      self.token)
+
+    @property
+    def token(self) -> str:
+        """The bearer token of this actuator's workers: random, made at first use, passed
+        to each worker in its environment and sent with every admin call."""
+        if self._token is None:
+            self._token = secrets.token_urlsafe(32)
+        return self._token
 
     def _reconfigure(self, variant: _Variant, step: LocalStep,
                      failures: list[ActuationFailure]) -> None:
         """Apply the step's live changes to every worker of the variant."""
         d = variant.desired
-        calls: list[tuple[str, Callable[[str, int], int], int]] = []
+        calls: list[tuple[str, Callable[..., int], int]] = []
         if step.max_batch:
             calls.append(("max batch", set_max_batch, d.max_batch))
         if step.token_budget and d.token_budget is not None:
@@ -311,7 +323,7 @@ class LocalActuator:
         for worker in variant.workers:
             for what, call, value in calls:
                 try:
-                    call(worker.url or "", value)
+                    call(worker.url or "", value, token=self.token)
                 except (OSError, ValueError) as exc:
                     failures.append(ActuationFailure(d.name, d.server,
                                                      f"{what} on {worker.url}: {exc}"))

@@ -6,8 +6,11 @@ printed `fleetplan worker: listening on URL` (so ports are chosen at run time wi
 races) and `GET URL/health` answers 200. Its admin routes change max batch and the token
 budget live (`POST /admin/max_batch`, `POST /admin/token_budget`) and report running and
 waiting requests (`GET /admin/stats`),
-which draining polls until the worker is idle. Stopping is SIGTERM, a wait, then
-SIGKILL, only ever for processes started here (by their `Popen` handle).
+which draining polls until the worker is idle. The admin writes need the worker's
+bearer token: `launch(..., token=T)` starts the worker with `TOKEN_ENV` set to T (in its
+environment, not on its command line) and `set_max_batch` / `set_token_budget` send it.
+Stopping is SIGTERM, a wait, then SIGKILL, only ever for processes started here (by their
+`Popen` handle).
 
 Blocking helpers with explicit timeouts; no threads. To extend: another worker admin
 call is one more small function over `_request`.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import time
 import urllib.error
@@ -26,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+TOKEN_ENV = "FLEETPLAN_AUTH_TOKEN"
+"""Where `fleetplan worker` reads its bearer token from (`serving.auth.TOKEN_ENV`)."""
 READY_PREFIX = "fleetplan worker: listening on "
 """The line `fleetplan worker` prints once listening (controller/commands/worker.py)."""
 POLL_S = 0.05
@@ -52,20 +58,25 @@ class WorkerProcess:
         return ""
 
 
-def launch(command: Sequence[str], log: Path, cwd: Path | None = None) -> WorkerProcess:
-    """Start `command` with stdout and stderr appended to `log`."""
+def launch(command: Sequence[str], log: Path, cwd: Path | None = None,
+           token: str | None = None) -> WorkerProcess:
+    """Start `command` with stdout and stderr appended to `log` (and `token`, if any, in
+    its environment as `TOKEN_ENV`)."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, TOKEN_ENV: token} if token else None
     with log.open("ab") as handle:
         process = subprocess.Popen(list(command), stdout=handle, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, cwd=cwd)
+                                   stdin=subprocess.DEVNULL, cwd=cwd, env=env)
     return WorkerProcess(process, log)
 
 
 def _request(url: str, method: str = "GET", body: Any = None, timeout_s: float = 2.0,
-             ) -> tuple[int, Any]:
+             token: str | None = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             raw = response.read()
@@ -110,21 +121,23 @@ def wait_ready(workers: Sequence[WorkerProcess], timeout_s: float,
     return [w for w in workers if w.url is None]
 
 
-def _set_live(url: str, key: str, value: int, timeout_s: float) -> int:
-    status, body = _request(f"{url}/admin/{key}", "POST", {key: value}, timeout_s)
+def _set_live(url: str, key: str, value: int, timeout_s: float, token: str | None) -> int:
+    status, body = _request(f"{url}/admin/{key}", "POST", {key: value}, timeout_s, token)
     if status != 200 or not isinstance(body, dict):
         raise OSError(f"{url}/admin/{key} answered {status}")
     return int(body[key])
 
 
-def set_max_batch(url: str, max_batch: int, timeout_s: float = 2.0) -> int:
+def set_max_batch(url: str, max_batch: int, timeout_s: float = 2.0,
+                  token: str | None = None) -> int:
     """Change a worker's max batch live; returns the value it reports (OSError on failure)."""
-    return _set_live(url, "max_batch", max_batch, timeout_s)
+    return _set_live(url, "max_batch", max_batch, timeout_s, token)
 
 
-def set_token_budget(url: str, token_budget: int, timeout_s: float = 2.0) -> int:
+def set_token_budget(url: str, token_budget: int, timeout_s: float = 2.0,
+                     token: str | None = None) -> int:
     """Change a worker's token budget live; returns the value it reports (OSError on failure)."""
-    return _set_live(url, "token_budget", token_budget, timeout_s)
+    return _set_live(url, "token_budget", token_budget, timeout_s, token)
 
 
 def in_flight(url: str, timeout_s: float = 1.0) -> int | None:

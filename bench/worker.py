@@ -75,7 +75,8 @@ def start_worker(spec: Path) -> tuple[subprocess.Popen, str]:
     pin = (lambda: os.sched_setaffinity(0, {0})) if os.cpu_count() and os.cpu_count() > 1 else None
     process = subprocess.Popen(
         [sys.executable, "-m", "controller.cli", "worker", "--model", MODEL, "--accelerator",
-         ACCELERATOR, "--spec", str(spec), "--port", "0", "--kv-capacity-tokens", "100000000"],
+         ACCELERATOR, "--spec", str(spec), "--port", "0", "--kv-capacity-tokens", "100000000",
+         "--insecure-no-auth"],  # loopback only: the sweep changes max batch live
         cwd=ROOT, stdout=subprocess.PIPE, text=True, preexec_fn=pin,
     )
     line = process.stdout.readline()

@@ -16,7 +16,9 @@ or SGLang names) at the tick's time (`now`, Unix seconds) through a `PrometheusA
 
 An empty answer is `missing`, a NaN answer `nan`: neither becomes 0. If Prometheus cannot
 be reached the snapshot's status is `unavailable` with every figure `unavailable` (the loop
-holds the fleet); a query error affects only its variant (status `partial`).
+holds the fleet); a query error affects only its variant (status `partial`). With no
+variant configured, one probe query (`PROBE`) still checks that Prometheus answers, so an
+outage is `unavailable` even before the fleet has a ready replica.
 
 To extend: a new figure is a template field in `QueryTemplates` and one `_query` call in
 `_variant`.
@@ -51,6 +53,10 @@ def _prefer(first: Figure, fallback: Figure) -> Figure:
     return first if first.known else fallback
 
 
+PROBE = "vector(1)"
+"""The query that checks Prometheus answers when there is no variant to ask about."""
+
+
 class PrometheusCollector:
     """`MetricsSource` over a Prometheus server (see the module docstring)."""
 
@@ -62,6 +68,8 @@ class PrometheusCollector:
 
     def snapshot(self, now: float) -> FleetSnapshot:
         """One tick: every configured variant at Unix time `now`."""
+        if not self.config.variants:
+            return self._probe(now)
         variants: list[VariantSnapshot] = []
         for variant in self.config.variants:
             try:
@@ -133,6 +141,16 @@ class PrometheusCollector:
                 figure = figure.with_status(status)
             out[name] = figure.model_copy(update={"age_s": age}) if figure.known else figure
         return out
+
+    def _probe(self, now: float) -> FleetSnapshot:
+        """No variant to query: `ok` (and empty) only if Prometheus answers."""
+        try:
+            self.api.query(PROBE, now)
+        except PrometheusUnavailable as exc:
+            return self._unavailable(now, str(exc))
+        except QueryError as exc:
+            return self._unavailable(now, f"probe query failed: {exc}")
+        return FleetSnapshot(time_s=now, source=self.source, status=SourceStatus.OK)
 
     # -- failures -----------------------------------------------------------------------
 

@@ -24,9 +24,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from actuator.base import ActuationMode
+from collector.config import PRESETS
 from controller.correction import CorrectionOptions
 from controller.forecast import FORECASTERS
 from controller.stabilize import STABILIZERS, StabilizerOptions
@@ -95,6 +96,23 @@ class CollectorSettings(_Doc):
     url: str | None = Field(None, description="Prometheus base URL (kind prometheus).")
     path: str | None = Field(None, description="Recorded snapshots, JSON lines (kind recorded).")
     window_s: float = Field(60.0, gt=0, description="Collection window, s.")
+    engine: str = Field("vllm", description="Metric names of the engine (kinds prometheus and "
+                        "scrape): vllm (also the emulated worker) or sglang.")
+    variant_label: str = Field(
+        "variant", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        description="Prometheus label holding a series' variant name (kind prometheus); "
+        "deploy/prometheus/prometheus.yaml copies the Pods' fleetplan.io/variant label to it.")
+    match_labels: dict[str, str] = Field(
+        default_factory=dict, description="Further exact label matchers for every variant "
+        "(kind prometheus); with the kubernetes actuator, `namespace` defaults to the "
+        "actuator's namespace.")
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, value: str) -> str:
+        if value not in PRESETS:
+            raise ValueError(f"unknown engine {value!r}; known: {', '.join(sorted(PRESETS))}")
+        return value
 
 
 class ControllerConfig(LoopOptions):

@@ -2,13 +2,20 @@
 
 Endpoints:
 - `GET /healthz`: 200 while the process and its loop task run;
-- `GET /readyz`: 200 once a tick has completed (503 before, or while stopping);
+- `GET /readyz`: 200 once a tick has completed and that tick could read the fleet and
+  its metrics source; 503 before, while stopping, and during an outage (the body says
+  why: `{"ready", "tick", "metrics_status", "reason"}`);
 - `GET /metrics`: Prometheus text (`controller.daemon_metrics`);
 - `GET /plan`: `{"plan_id", "plan", "backends": [{"url", "model", "variant", "weight",
   "service_class"}]}`; the router polls it (`fleetplan router --plan URL`) and reads
   `backends`: one entry per ready replica of each planned variant, with the variant's
   router weight (variants the actuator does not know URLs for are left out);
-- `POST /invoke`: run a tick now; answers the tick's summary once it has run.
+- `POST /invoke`: run a tick now; answers the tick's summary once it has run. It needs
+  the bearer token of the daemon's `AuthPolicy` (`serving.auth`; the GET endpoints are
+  read-only and open).
+
+Every tick is logged (`controller.daemon`): INFO when it decided, WARNING with the reasons
+when it held the fleet, and once when the metrics source or fleet comes back.
 
 `Daemon(loop, actuator)` holds the shared state; `serve_daemon(daemon, host, port)` runs
 the app and the loop until `stop` (SIGTERM and SIGINT set it in `run_forever`). On stop
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections import Counter
 from collections.abc import Callable
@@ -35,10 +43,13 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from actuator.base import Actuator, ActuatorUnavailable, FleetState, variant_name
 from controller.daemon_metrics import LoopMetrics
 from controller.loop import ControlLoop
-from controller.tick import TickReport
+from controller.tick import TickReport, blind
+from serving.auth import AuthPolicy, auth_middleware
+from serving.http import listen, make_runner
 from specs.plan import Plan
 
 FLEET_REFRESH_S = 2.0
+LOG = logging.getLogger(__name__)
 
 
 class Daemon:
@@ -61,8 +72,10 @@ class Daemon:
 
     async def tick(self) -> TickReport:
         """One tick in a worker thread (the loop's clock gives the time)."""
+        previous = self.loop.last_report
         report = await asyncio.to_thread(self.loop.tick)
         self.statuses[report.status] += 1
+        log_tick(report, previous)
         for callback in self.on_tick:
             callback(report)
         async with self.ticked:
@@ -98,6 +111,32 @@ class Daemon:
 DAEMON = web.AppKey("daemon", Daemon)
 
 
+def log_tick(report: TickReport, previous: TickReport | None) -> None:
+    """One log line per tick (see the module docstring)."""
+    outage = blind(report)
+    if outage:
+        LOG.warning("tick %d held, metrics %s: %s", report.tick,
+                    report.metrics_status or "not read", outage)
+        return
+    if previous is not None and blind(previous):
+        LOG.warning("tick %d: fleet and metrics readable again (metrics %s)", report.tick,
+                    report.metrics_status)
+    LOG.info("tick %d %s, metrics %s, plan %s%s", report.tick, report.status,
+             report.metrics_status, report.plan_id or "unchanged",
+             f": {'; '.join(report.reasons)}" if report.reasons else "")
+
+
+def readiness(daemon: Daemon) -> tuple[bool, str]:
+    """Whether the daemon is ready, and why not (see the module docstring)."""
+    report = daemon.loop.last_report
+    if daemon.stop.is_set():
+        return False, "stopping"
+    if report is None:
+        return False, "no tick has completed yet"
+    outage = blind(report)
+    return (False, outage) if outage else (True, "ok")
+
+
 def backends(plan: Plan | None, fleet: FleetState | None) -> list[dict[str, Any]]:
     """Router backends: each ready replica of each planned variant, with its weight and
     max batch (the one the fleet reports for the variant, else the plan's)."""
@@ -125,12 +164,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready once a tick has completed."""
+    """Ready once a tick has completed that could read the fleet and its metrics."""
     daemon = request.app[DAEMON]
     report = daemon.loop.last_report
-    ready = report is not None and not daemon.stop.is_set()
-    return web.json_response({"ready": ready, "tick": report.tick if report else 0},
-                             status=200 if ready else 503)
+    ready, reason = readiness(daemon)
+    return web.json_response({"ready": ready, "tick": report.tick if report else 0,
+                              "metrics_status": report.metrics_status if report else "",
+                              "reason": reason}, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -167,13 +207,14 @@ async def invoke(request: web.Request) -> web.Response:
     report = daemon.loop.last_report
     assert report is not None
     return web.json_response({"tick": report.tick, "status": report.status,
+                              "metrics_status": report.metrics_status,
                               "reasons": report.reasons, "plan_id": report.plan_id,
                               "timings_ms": report.timings_ms})
 
 
-def build_app(daemon: Daemon) -> web.Application:
-    """The daemon's aiohttp application."""
-    app = web.Application()
+def build_app(daemon: Daemon, auth: AuthPolicy | None = None) -> web.Application:
+    """The daemon's aiohttp application (`auth`: who may POST; default: nobody)."""
+    app = web.Application(middlewares=[auth_middleware(auth or AuthPolicy())])
     app[DAEMON] = daemon
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -183,20 +224,23 @@ def build_app(daemon: Daemon) -> web.Application:
     return app
 
 
-async def start_http(daemon: Daemon, host: str, port: int) -> tuple[web.AppRunner, str]:
+async def start_http(daemon: Daemon, host: str, port: int, auth: AuthPolicy | None = None,
+                     ) -> tuple[web.AppRunner, str]:
     """Start listening; returns the runner (to clean up) and the base URL."""
-    runner = web.AppRunner(build_app(daemon), access_log=None, handle_signals=False)
+    runner = make_runner(build_app(daemon, auth))
     await runner.setup()
-    site = web.TCPSite(runner, host, port, shutdown_timeout=2.0)
-    await site.start()
-    bound = runner.addresses[0]
-    return runner, f"http://{bound[0]}:{bound[1]}"
+    try:
+        url = await listen(runner, host, port, shutdown_timeout=2.0)
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, url
 
 
 async def run_forever(daemon: Daemon, host: str, port: int,
-                      on_ready: Callable[[str], None]) -> None:
+                      on_ready: Callable[[str], None], auth: AuthPolicy | None = None) -> None:
     """Serve and tick until SIGTERM or SIGINT; the current tick finishes first."""
-    runner, url = await start_http(daemon, host, port)
+    runner, url = await start_http(daemon, host, port, auth)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, daemon.request_stop)

@@ -4,6 +4,8 @@
 `TickReport` and the fleet last observed; each scrape renders, all prefixed `fleetplan_`:
 
 - `tick_stage_seconds{stage}`, `tick_seconds`, `ticks_total{status}`, `last_tick_time_seconds`;
+- `metrics_up`: 1 when the last tick read the fleet and its metrics source, 0 during an
+  outage (the tick held the fleet; /readyz answers 503 meanwhile);
 - `plan_cost_per_hour`, `desired_replicas{variant,server,accelerator}` (the final plan),
   `actual_replicas{variant,server,accelerator}` and `ready_replicas{...}` (the fleet);
 - `predicted_ttft_ms{variant}`, `predicted_itl_ms{variant}`, `router_weight{variant}`;
@@ -24,7 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from actuator.base import FleetState, variant_name
-from controller.tick import TickReport
+from controller.tick import TickReport, blind
 
 View = Callable[[], tuple[TickReport | None, FleetState | None, Counter[str]]]
 _V = ["variant", "server", "accelerator"]
@@ -44,12 +46,19 @@ class LoopMetrics(Collector):
             ticks.add_metric([status], n)
         yield ticks
         if report is not None:
+            yield from self._outage(report)
             yield from self._timings(report)
             yield from self._plan(report)
             yield from self._loads(report)
             yield from self._tuner(report)
         if fleet is not None:
             yield from self._fleet(fleet)
+
+    def _outage(self, report: TickReport) -> Iterator[Metric]:
+        up = 0.0 if blind(report) else 1.0
+        yield GaugeMetricFamily("fleetplan_metrics_up", "1 when the last tick read the fleet "
+                                "and its metrics source, 0 during an outage (the fleet is held).",
+                                value=up)
 
     def _timings(self, report: TickReport) -> Iterator[Metric]:
         stage = GaugeMetricFamily("fleetplan_tick_stage_seconds", "Last tick's time per stage.",

@@ -56,7 +56,15 @@ class StateFile:
         if not self.path.exists():
             return LoopState()
         try:
-            return LoopState.model_validate_json(self.path.read_text(encoding="utf-8"))
+            text = self.path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"not UTF-8 text (byte {exc.start}), so not a state file",
+                            file=self.path, hint="move it away to start afresh") from None
+        except OSError as exc:
+            raise SpecError(f"cannot read the state file: {exc.strerror}",
+                            file=self.path) from None
+        try:
+            return LoopState.model_validate_json(text)
         except ValidationError as exc:
             raise validation_error(exc, self.path) from None
 

@@ -139,3 +139,13 @@ def change_entries(result: ActuationResult) -> tuple[list[Change], list[str]]:
                for c in result.changes]
     failures = [f"{f.variant}: {f.reason}" for f in result.failures]
     return changes, failures
+
+
+def blind(report: TickReport) -> str | None:
+    """Why the tick could not see the fleet or its metrics (a metrics source outage or an
+    unreadable fleet), or None when it could: what the daemon's /readyz, logs and
+    `fleetplan_metrics_up` report."""
+    if report.metrics_status == "unavailable" or (report.status == "held"
+                                                  and not report.metrics_status):
+        return "; ".join(report.reasons) or "metrics unavailable"
+    return None

@@ -4,21 +4,29 @@
   each tick its variants (names, servers, models, accelerators, replica URLs, max batch)
   are taken from the fleet the actuator reports; baselines are kept per replica URL, so
   a variant's rates survive scaling.
+- `FleetPrometheusSource`: the collector's `PrometheusCollector` as the loop's
+  `MetricsSource`: each tick it asks Prometheus about the variants the actuator reports
+  with a ready replica, each selected by its variant label (`collector.variant_label`,
+  default `variant`) and the configured `match_labels` (with the kubernetes actuator,
+  `namespace` defaults to its namespace); with none ready it still probes Prometheus, so
+  an outage is reported as `unavailable`, never as an empty "ok".
 - `SnapshotSource`: any collector `MetricsSource` with a fixed configuration
-  (`PrometheusCollector`, `RecordedSource`) as the loop's `MetricsSource`.
+  (`RecordedSource`) as the loop's `MetricsSource`.
 - `build_actuator(config, spec)`: `local` is `actuator.local.LocalActuator`, `kubernetes`
   is `actuator.kubernetes.KubernetesActuator`, both built from `actuator.options`
   through `actuator.options` (unknown options are a `SpecError`).
 - `build_daemon(config)`: spec, source, actuator, tuner, loop (resuming the state file)
   and the daemon around them.
 
-To extend: a new kind is one branch in `build_source` or `build_actuator`.
+To extend: a new kind is one branch in `build_source` or `build_actuator`; a source whose
+variants follow the fleet is a class with `collect(now, fleet)` like the two above.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actuator.base import Actuator, FleetState
 from collector.config import CollectorConfig, VariantConfig
@@ -36,6 +44,9 @@ from specs.documents import FleetSpec
 from specs.errors import SpecError
 from specs.loading import load_fleet
 from tuner.tuner import Tuner
+
+if TYPE_CHECKING:  # imported lazily: prometheus-api-client is needed only with that kind
+    from collector.prometheus import PrometheusCollector
 
 
 def variant_configs(fleet: FleetState) -> tuple[VariantConfig, ...]:
@@ -59,6 +70,32 @@ class FleetScrapeSource:
         return self.collector.snapshot(now)
 
 
+def prometheus_variants(fleet: FleetState, variant_label: str,
+                        match_labels: Mapping[str, str]) -> tuple[VariantConfig, ...]:
+    """Collector variants for the fleet's variants with a ready replica (a variant with
+    none has no series yet: asking would only mark its server's figures missing)."""
+    return tuple(VariantConfig(name=v.variant, server=v.server, model=v.model,
+                               accelerator=v.accelerator, max_batch=v.max_batch,
+                               labels={**match_labels, variant_label: v.variant})
+                 for v in fleet.variants if v.ready_replicas > 0)
+
+
+class FleetPrometheusSource:
+    """See the module docstring."""
+
+    def __init__(self, collector: PrometheusCollector, variant_label: str = "variant",
+                 match_labels: Mapping[str, str] | None = None) -> None:
+        self.collector = collector
+        self.variant_label = variant_label
+        self.match_labels = dict(match_labels or {})
+
+    def collect(self, now: float, fleet: FleetState) -> FleetSnapshot:
+        """Query Prometheus about the fleet's ready variants."""
+        variants = prometheus_variants(fleet, self.variant_label, self.match_labels)
+        self.collector.config = self.collector.config.model_copy(update={"variants": variants})
+        return self.collector.snapshot(now)
+
+
 class SnapshotSource:
     """A collector source with a fixed configuration."""
 
@@ -70,11 +107,21 @@ class SnapshotSource:
         return self.source.snapshot(now)
 
 
+def match_labels(config: ControllerConfig) -> dict[str, str]:
+    """Label matchers every variant's series must carry (see the module docstring)."""
+    labels = dict(config.collector.match_labels)
+    if config.actuator.kind == "kubernetes":
+        labels.setdefault("namespace", config.actuator.namespace)
+    return labels
+
+
 def build_source(config: ControllerConfig) -> MetricsSource:
     """The configured metrics source."""
     settings = config.collector
+    collector_config = CollectorConfig(window_s=settings.window_s, engine=settings.engine,
+                                       stale_after_s=config.stale_after_s)
     if settings.kind == "scrape":
-        return FleetScrapeSource(ScrapeCollector(CollectorConfig(window_s=settings.window_s)))
+        return FleetScrapeSource(ScrapeCollector(collector_config))
     if settings.kind == "recorded":
         from collector.recorded import RecordedSource
 
@@ -86,8 +133,9 @@ def build_source(config: ControllerConfig) -> MetricsSource:
 
     if not settings.url:
         raise SpecError("a prometheus collector needs 'url'", json_path="$.collector.url")
-    return SnapshotSource(PrometheusCollector(PrometheusConnectApi(settings.url),
-                                              CollectorConfig(window_s=settings.window_s)))
+    return FleetPrometheusSource(PrometheusCollector(PrometheusConnectApi(settings.url),
+                                                     collector_config),
+                                 settings.variant_label, match_labels(config))
 
 
 def local_actuator(spec_path: str | Path, log_dir: str | Path,

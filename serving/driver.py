@@ -15,6 +15,9 @@ several tokens in one write instead of slowing the loop down).
 Times are `loop.time()` (monotonic seconds), which is also what the engine's request
 timestamps are in.
 
+`service` measures the mean time a finished request spent in the batch (admission to last
+token), which the worker's overload bound uses (`serving.overload`).
+
 To extend: per-iteration observers go into `_dispatch` (metrics are one of them).
 """
 
@@ -25,6 +28,7 @@ import math
 
 from queue_models.engine import LOWEST_PRIORITY, BatchEngine, Iteration, TokenEvent
 from serving.metrics import WorkerMetrics
+from serving.overload import ServiceTime
 
 
 class TokenStream:
@@ -83,6 +87,7 @@ class EngineDriver:
         self._wake: asyncio.Event | None = None
         self._last_duration_s = 0.0
         self.lag_resyncs = 0
+        self.service = ServiceTime()
 
     def now(self) -> float:
         """The driver's time (the event loop's monotonic clock)."""
@@ -170,3 +175,5 @@ class EngineDriver:
             stream.push(event.finished)
             if event.finished:
                 del streams[event.request.request_id]
+                if event.request.scheduled_s is not None:
+                    self.service.observe(event.time_s - event.request.scheduled_s)

@@ -14,7 +14,9 @@ Routes:
 - `POST /router/backends` `{"url", "model", "variant"?, "weight"?, "max_batch"?,
   "service_class"?, "ttl_s"?}`: a worker registers itself, and repeats the same call as its heartbeat at
   least every `ttl_s` (default `RouterSettings.heartbeat_timeout_s`); `DELETE` with
-  `{"url", "model"}` removes it.
+  `{"url", "model"}` removes it. Both need the bearer token of `RouterSettings.auth`
+  (`serving.auth`), and a registered URL's host must be on `RouterSettings.register_allow`
+  (403 otherwise); the completion routes need no token.
 
 While the app runs, a health loop (`serving.router_health`) and the source's poll loop
 (`serving.discovery.poll_source`) run beside it; the source's first document is read
@@ -39,7 +41,9 @@ import aiohttp
 from aiohttp import web
 from pydantic import ValidationError
 
+from serving.auth import auth_middleware
 from serving.discovery import BackendSource, SourceUnavailable, poll_source
+from serving.http import decode_json, listen, make_runner, read_body
 from serving.router_cache import ResponseCache
 from serving.router_config import BackendEntry, BackendsDocument, RouterSettings
 from serving.router_health import health_loop
@@ -51,6 +55,8 @@ from specs.loading import validation_error
 LOG = logging.getLogger(__name__)
 
 SourceFactory = Callable[[aiohttp.ClientSession], BackendSource]
+OPEN_PATHS = ("/v1/completions", "/v1/chat/completions")
+"""POST routes that need no token (inference); every other write does."""
 
 
 @dataclass
@@ -197,7 +203,7 @@ async def backends(request: web.Request) -> web.Response:
     if request.method == "GET":
         return web.json_response({"backends": describe(state)})
     try:
-        body = await request.json()
+        body = decode_json(await read_body(request, state.proxy.budget))
         if not isinstance(body, dict):
             raise ValueError("expected a JSON object")
         ttl = float(body.pop("ttl_s", state.settings.heartbeat_timeout_s))
@@ -211,6 +217,11 @@ async def backends(request: web.Request) -> web.Response:
     if request.method == "DELETE":
         removed = state.pool.deregister(entry.url, entry.model)
         return web.json_response({"removed": removed}, status=200 if removed else 404)
+    allow = state.settings.register_allow
+    if not allow.allows(entry.url):
+        LOG.warning("refused to register %s: host not on the allow-list", entry.url)
+        return json_error(403, f"{entry.url}: its host is not on the registration allow-list "
+                          f"({allow.describe()}; see --register-allow)", "PermissionDenied")
     state.pool.register(entry, time.monotonic(), ttl)
     return web.json_response({"url": entry.url, "model": entry.model,
                               "heartbeat_within_s": ttl})
@@ -218,7 +229,8 @@ async def backends(request: web.Request) -> web.Response:
 
 def build_app(state: RouterState) -> web.Application:
     """The router's aiohttp application; background loops run while it runs."""
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(client_max_size=state.settings.body.max_body_bytes,
+                          middlewares=[auth_middleware(state.settings.auth, OPEN_PATHS)])
     app[ROUTER] = state
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/chat/completions", completions)
@@ -247,18 +259,16 @@ async def serve(state: RouterState, host: str, port: int, on_ready: Callable[[st
                 ) -> None:
     """Serve until SIGINT or SIGTERM; `on_ready(url)` is called once listening. A bad
     first backends document raises `SpecError` before the router listens."""
-    runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False)
+    runner = make_runner(build_app(state))
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        site = web.TCPSite(runner, host, port, shutdown_timeout=2.0, backlog=2048)
-        await site.start()
-        bound = runner.addresses[0]
+        url = await listen(runner, host, port, shutdown_timeout=2.0, backlog=2048)
         quiet_gc()
-        on_ready(f"http://{bound[0]}:{bound[1]}")
+        on_ready(url)
         await stop.wait()
     finally:
         await runner.cleanup()

@@ -5,6 +5,12 @@ Pure functions of the router's own accounting:
 - `saturated(candidates, max_outstanding)`: every candidate already has
   `max_outstanding` requests in flight from this router (one free candidate is enough
   to admit).
+- `over_wait_bound(candidates, max_wait_s)`: every candidate's expected wait for a batch
+  slot exceeds the bound (`serving.overload.queue_wait_s` over the router's requests in
+  flight at it, its max batch, and its measured departure rate: the mean gap between
+  completions while its batch is full, kept by `record_departure`). A replica whose rate
+  is not measured yet admits up to two batches (`UNMEASURED_BATCHES`); one without a max
+  batch is bounded by `max_outstanding` only. Returns the smallest wait, for Retry-After.
 - `over_fair_share(tenant_load, active_tenants, candidates, max_outstanding)`: per-tenant
   fair share, applied only under pressure. When the candidates are more than half full,
   a tenant already holding more than its equal share of the candidates' total room
@@ -19,12 +25,51 @@ To extend: a token-based or priority-aware rule is another function of the same 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+from serving.overload import EWMA_ALPHA, queue_wait_s
 from serving.routing import Backend
 
 PRESSURE = 0.5
 """Fraction of the candidates' room in use above which fair share is enforced."""
+UNMEASURED_BATCHES = 2
+"""Requests in flight a replica with an unmeasured rate takes, in batches (running + one
+waiting)."""
+
+
+def record_departure(backend: Backend, now: float) -> None:
+    """A request completed at `backend`: while its batch is full (this request still
+    counted in flight), the gap since the previous completion is one departure interval."""
+    full = backend.max_batch is not None and backend.outstanding >= backend.max_batch
+    last = backend.last_departure_s
+    if full and backend.last_departure_full and last is not None and now >= last:
+        gap = now - last
+        mean = backend.ewma_departure_gap_s
+        backend.ewma_departure_gap_s = gap if mean == 0 else mean + EWMA_ALPHA * (gap - mean)
+    backend.last_departure_s, backend.last_departure_full = now, full
+
+
+def expected_wait_s(backend: Backend) -> float | None:
+    """Expected wait for a slot of one more request (None: unknown max batch; inf: the
+    rate is not measured and two batches are already in flight)."""
+    batch = backend.max_batch
+    if batch is None:
+        return None
+    gap = backend.ewma_departure_gap_s
+    if gap <= 0:
+        return 0.0 if backend.outstanding < UNMEASURED_BATCHES * batch else math.inf
+    return queue_wait_s(backend.outstanding, batch, gap * batch)
+
+
+def over_wait_bound(candidates: Sequence[Backend], max_wait_s: float | None) -> float | None:
+    """The smallest expected wait when every candidate's exceeds the bound, else None."""
+    if max_wait_s is None or not candidates:
+        return None
+    waits = [expected_wait_s(b) for b in candidates]
+    if any(w is None or w <= max_wait_s for w in waits):
+        return None
+    return min(w for w in waits if w is not None)
 
 
 def saturated(candidates: Sequence[Backend], max_outstanding: int | None) -> bool:

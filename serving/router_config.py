@@ -32,6 +32,9 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from serving.auth import AllowList, AuthPolicy
+from serving.http import BodyLimits
+from serving.overload import DEFAULT_MAX_QUEUE_WAIT_S
 from serving.routing import POLICIES, PolicyOptions
 from specs.errors import SpecError
 from specs.jsonnode import read_json
@@ -141,6 +144,9 @@ class RouterSettings:
     """Further attempts on other replicas after a failure before the first byte."""
     max_outstanding: int | None = 256
     """Admission: answer 429 when every candidate has this many requests in flight."""
+    max_queue_wait_s: float | None = DEFAULT_MAX_QUEUE_WAIT_S
+    """Admission: answer 429 when every candidate's expected wait for a batch slot exceeds
+    this, s (None: no bound; `serving.router_admission.over_wait_bound`)."""
     retry_after_s: int = 1
     tenant_header: str | None = None
     """Per-tenant fair share under admission pressure (off when None)."""
@@ -159,6 +165,12 @@ class RouterSettings:
     poll_interval_s: float = 1.0
     seed: int | None = None
     backend_header: bool = True
+    body: BodyLimits = field(default_factory=BodyLimits)
+    """Request body bounds (`serving.http`)."""
+    auth: AuthPolicy = field(default_factory=AuthPolicy)
+    """Who may register and remove backends (`serving.auth`)."""
+    register_allow: AllowList = field(default_factory=AllowList)
+    """Backend hosts `POST /router/backends` may register (default: loopback only)."""
 
     def policy_name(self, model: str, document_policies: Mapping[str, str],
                     planned: bool) -> str:

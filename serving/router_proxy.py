@@ -8,7 +8,8 @@
    unknown model is a 404;
 3. answer from the response cache when the request is cacheable and cached;
 4. admission control (`serving.router_admission`): 429 with `Retry-After` when every
-   candidate is full, or the tenant is over its fair share under pressure;
+   candidate is full, or every candidate's expected wait for a batch slot is over
+   `max_queue_wait_s`, or the tenant is over its fair share under pressure;
 5. up to 1 + `max_retries` attempts, each on a replica not tried yet, chosen by the
    model's policy: a connection error, a 5xx, a 429 or an empty stream before the first
    byte reaches the client moves on to the next replica (connection errors eject the
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -43,8 +45,16 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from serving.http import BodyBudget, read_body
 from serving.openai_api import BadRequest, error_body
-from serving.router_admission import TenantLoad, over_fair_share, saturated
+from serving.overload import retry_after_s
+from serving.router_admission import (
+    TenantLoad,
+    over_fair_share,
+    over_wait_bound,
+    record_departure,
+    saturated,
+)
 from serving.router_cache import ResponseCache
 from serving.router_config import BACKEND_HEADER, SERVICE_CLASS_HEADER, RouterSettings
 from serving.router_metrics import RouterMetrics
@@ -74,6 +84,10 @@ class Flight:
         backend.prefill_tokens += self.prefill
         backend.decode_tokens += self.decode
         backend.context_tokens += self.context
+
+    def completed(self, now: float) -> None:
+        """The request completed (before `end`): a departure for the service rate."""
+        record_departure(self.backend, now)
 
     def first_byte(self, now: float) -> None:
         """The backend answered: its prefill is done; fold the wait into the EWMA."""
@@ -131,6 +145,7 @@ class Proxy:
         self.cache = cache
         self.session: aiohttp.ClientSession | None = None
         self.tenants = TenantLoad()
+        self.budget = BodyBudget(settings.body)
         self.predictors: dict[str, DecodePredictor] = {}
         self._policies: dict[GroupKey, Policy] = {}
         self._generation = -1
@@ -174,7 +189,7 @@ class Proxy:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Route one completion or chat request."""
-        raw = await request.read()
+        raw = await read_body(request, self.budget)
         try:
             parsed = parse_body(raw)
         except BadRequest as exc:
@@ -223,6 +238,9 @@ class Proxy:
         if saturated(candidates, limit):
             return json_error(429, "every replica is at its limit of requests in flight",
                               "TooManyRequests", retry)
+        wait = over_wait_bound(candidates, self.settings.max_queue_wait_s)
+        if wait is not None:
+            return self._wait_refusal(wait)
         tenant = self._tenant(request)
         if tenant is None:
             return None
@@ -232,6 +250,18 @@ class Proxy:
             return json_error(429, f"tenant {tenant!r} is over its fair share",
                               "TooManyRequests", retry)
         return None
+
+    def _wait_refusal(self, wait_s: float) -> web.Response:
+        """429 for an expected wait over the bound (inf: rate not measured yet)."""
+        bound = self.settings.max_queue_wait_s or 0.0
+        if math.isfinite(wait_s):
+            message = (f"every replica's expected wait for a batch slot ({wait_s:.1f} s) "
+                       f"exceeds {bound:g} s")
+            after = retry_after_s(wait_s, bound)
+        else:
+            message = "every replica has two batches in flight (its rate not measured yet)"
+            after = self.settings.retry_after_s
+        return json_error(429, message, "TooManyRequests", {"Retry-After": str(after)})
 
     def _upstream_headers(self, headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
         out = CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in _HOP_BY_HOP)
@@ -292,7 +322,7 @@ class Proxy:
                     return await self._stream(request, upstream, backend, flight, route)
                 body = await upstream.read()
                 flight.first_byte(time.monotonic())
-                return self._answer(request, upstream, body, backend, route, cacheable, raw)
+                return self._answer(request, upstream, body, flight, route, cacheable, raw)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             self._eject(backend, "connection")
             return Retry("connection", 0, str(exc).encode())
@@ -327,12 +357,14 @@ class Proxy:
         return headers
 
     def _answer(self, request: web.Request, upstream: aiohttp.ClientResponse, body: bytes,
-                backend: Backend, route: RouteRequest, cacheable: bool, raw: bytes,
+                flight: Flight, route: RouteRequest, cacheable: bool, raw: bytes,
                 ) -> web.Response:
+        backend = flight.backend
         status = upstream.status
         backend.consecutive_errors = 0
         headers = self._passed_back(upstream, backend)
         if status == 200:
+            flight.completed(time.monotonic())
             tokens = completion_tokens(body)
             if tokens:
                 self.predictor(route.model).observe(route.prompt_tokens, route.service_class,
@@ -362,6 +394,7 @@ class Proxy:
         counter = TokenCounter()
         outcome = await self._pump(request, response, upstream, first, counter, flight)
         if outcome == "ok" and upstream.status == 200:
+            flight.completed(time.monotonic())
             self.predictor(route.model).observe(route.prompt_tokens, route.service_class,
                                                 counter.output_tokens)
         elif outcome == "ok":

@@ -18,12 +18,12 @@ To extend: another endpoint's prompt shape gets a branch in `_prompt_tokens`.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from serving.http import decode_json
 from serving.openai_api import CHARS_PER_TOKEN, BadRequest
 from serving.router_cache import cacheable
 
@@ -79,10 +79,7 @@ def _positive_int(value: Any) -> int | None:
 def parse_body(raw: bytes) -> ParsedBody:
     """The routing fields of a JSON request body; `BadRequest` if it is not a JSON object
     or `model` is not a string."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"invalid JSON body: {exc}") from None
+    body = decode_json(raw)
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     model = body.get("model")

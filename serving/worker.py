@@ -11,6 +11,8 @@ Routes:
 - `GET /health` (vLLM's), `GET /healthz` (liveness) and `GET /readyz` (readiness): 200
   while the engine loop runs, 503 once it has died.
 - `GET|POST /admin/max_batch` (`{"max_batch": N}`): read or change max batch live.
+  Every state-changing request except the two completion routes needs the bearer token
+  of `WorkerSettings.auth` (`serving.auth`).
 - `GET|POST /admin/token_budget` (`{"token_budget": N}`): read or change the token budget
   (tokens per iteration) live; a prefill under way continues in chunks of the new budget.
   (vLLM reads both only at start-up; the emulated worker changes them without a restart.)
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import time
@@ -39,7 +40,9 @@ from dataclasses import asdict, dataclass
 from aiohttp import web
 
 from queue_models.engine import BatchEngine, EngineError, QueueFullError
+from serving.auth import auth_middleware
 from serving.driver import EngineDriver, TokenStream
+from serving.http import BodyBudget, decode_json, listen, make_runner, read_body
 from serving.metrics import CONTENT_TYPE, WorkerMetrics, build_metrics, exposition
 from serving.openai_api import (
     BadRequest,
@@ -50,9 +53,12 @@ from serving.openai_api import (
     parse_request,
     usage,
 )
+from serving.overload import profile_service_s, queue_wait_s, retry_after_s
 from serving.worker_config import WorkerSettings
 
 SERVICE_CLASS_HEADER = "x-service-class"
+OPEN_PATHS = ("/v1/completions", "/v1/chat/completions")
+"""POST routes that need no token (inference); every other write does."""
 LOG = logging.getLogger(__name__)
 
 
@@ -64,6 +70,7 @@ class WorkerState:
     engine: BatchEngine
     driver: EngineDriver
     metrics: WorkerMetrics
+    budget: BodyBudget
     loop_task: asyncio.Task[None] | None = None
 
     @property
@@ -81,10 +88,7 @@ def _error(status: int, message: str, kind: str, headers: dict[str, str] | None 
 
 
 async def _parse(request: web.Request, kind: Kind, state: WorkerState) -> GenerationRequest:
-    try:
-        body = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"invalid JSON body: {exc}") from None
+    body = decode_json(await read_body(request, state.budget))
     parsed = parse_request(kind, body, state.settings.default_max_tokens)
     if parsed.model is not None and parsed.model != state.settings.served_model_name:
         raise LookupError(f"The model `{parsed.model}` does not exist.")
@@ -112,6 +116,9 @@ async def _generate(request: web.Request, kind: Kind) -> web.StreamResponse:
         return _error(404, str(exc), "NotFoundError")
     request_id = response_id(kind)
     priority = state.settings.priority(request.headers.get(SERVICE_CLASS_HEADER))
+    overloaded = _over_wait_bound(state, parsed)
+    if overloaded is not None:
+        return overloaded
     try:
         stream = state.driver.submit(request_id, parsed.prompt_tokens, parsed.max_tokens, priority)
     except QueueFullError as exc:
@@ -132,6 +139,23 @@ async def _generate(request: web.Request, kind: Kind) -> web.StreamResponse:
     finally:
         if not stream.done:
             state.driver.cancel(request_id)
+
+
+def _over_wait_bound(state: WorkerState, parsed: GenerationRequest) -> web.Response | None:
+    """The 429 answer when the request's expected wait for a slot exceeds the bound."""
+    bound = state.settings.max_queue_wait_s
+    if bound is None:
+        return None
+    engine = state.engine
+    fallback = profile_service_s(engine.config.cost, engine.max_batch, parsed.prompt_tokens,
+                                 parsed.max_tokens)
+    wait = queue_wait_s(engine.running + engine.waiting, engine.max_batch,
+                        state.driver.service.estimate(fallback))
+    if wait <= bound:
+        return None
+    return _error(429, f"expected wait for a batch slot {wait:.1f} s exceeds the bound of "
+                  f"{bound:g} s", "TooManyRequests",
+                  {"Retry-After": str(retry_after_s(wait, bound))})
 
 
 async def _stream(request: web.Request, parsed: GenerationRequest, stream: TokenStream,
@@ -202,10 +226,10 @@ async def _live_setting(request: web.Request, key: str, read: Callable[[], int],
     """GET the setting `key`, or POST/PUT `{key: N}` (N >= 1) to change it live."""
     if request.method in ("POST", "PUT"):
         try:
-            value = (await request.json())[key]
+            value = decode_json(await read_body(request, request.app[WORKER].budget))[key]
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(value)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):  # BadRequest is a ValueError
             return _error(400, f"expected {{\"{key}\": N}} with N >= 1", "BadRequestError")
         change(value)
     return web.json_response({key: read()})
@@ -244,8 +268,10 @@ def build_app(settings: WorkerSettings) -> web.Application:
     """The worker's aiohttp application; the engine loop runs while the app runs."""
     engine = BatchEngine(settings.engine)
     worker_metrics = build_metrics(engine, settings.served_model_name, settings.max_model_len)
-    state = WorkerState(settings, engine, EngineDriver(engine, worker_metrics), worker_metrics)
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    state = WorkerState(settings, engine, EngineDriver(engine, worker_metrics), worker_metrics,
+                        BodyBudget(settings.body))
+    app = web.Application(client_max_size=settings.body.max_body_bytes,
+                          middlewares=[auth_middleware(settings.auth, OPEN_PATHS)])
     app[WORKER] = state
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/chat/completions", chat_completions)
@@ -280,17 +306,14 @@ async def serve(
     """Serve until SIGINT or SIGTERM; `on_ready(url)` is called once listening. If the
     engine loop dies, its exception is raised (the process must not serve a dead engine)."""
     app = build_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = make_runner(app)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        site = web.TCPSite(runner, host, port, shutdown_timeout=1.0)
-        await site.start()
-        bound = runner.addresses[0]
-        on_ready(f"http://{bound[0]}:{bound[1]}")
+        on_ready(await listen(runner, host, port, shutdown_timeout=1.0))
         stopping = asyncio.create_task(stop.wait())
         engine_loop = app[WORKER].loop_task
         await asyncio.wait({stopping, engine_loop}, return_when=asyncio.FIRST_COMPLETED)

@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from queue_models.engine import LOWEST_PRIORITY, EngineConfig
+from serving.auth import AuthPolicy
+from serving.http import BodyLimits
+from serving.overload import DEFAULT_MAX_QUEUE_WAIT_S
 from specs.documents import FleetSpec, Profile
 from specs.errors import SpecError
 
@@ -53,6 +56,12 @@ class WorkerSettings:
     default_max_tokens: int = DEFAULT_MAX_TOKENS
     context_tokens: int = DEFAULT_MAX_MODEL_LEN
     """The configured context length (`--max-model-len`)."""
+    body: BodyLimits = field(default_factory=BodyLimits)
+    max_queue_wait_s: float | None = DEFAULT_MAX_QUEUE_WAIT_S
+    """429 when a request's expected wait for a batch slot exceeds this (None: no bound;
+    `serving.overload`)."""
+    auth: AuthPolicy = field(default_factory=AuthPolicy)
+    """Who may call the state-changing /admin endpoints (`serving.auth`)."""
 
     @property
     def max_model_len(self) -> int:

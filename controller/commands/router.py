@@ -3,7 +3,9 @@
 Backends come from one source: `--backends FILE` (a JSON backends document, re-read when
 it changes), `--plan URL` (the controller's plan endpoint, polled; the same document) or
 `--kubernetes SELECTOR` (ready Pods matching a label selector). With none, the router
-starts empty and workers register themselves (`POST /router/backends`). Once listening it
+starts empty and workers register themselves (`POST /router/backends`: with the bearer
+token of `--auth-token-file` or `FLEETPLAN_AUTH_TOKEN`, from a host on `--register-allow`,
+loopback by default). Once listening it
 prints one line, `fleetplan router: listening on http://HOST:PORT ...`, to stdout (so a
 parent started with `--port 0` learns the port). See `serving.router` for the routes and
 `serving.routing` for the policies.
@@ -18,9 +20,17 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from controller.commands.argtypes import non_negative_int, positive_float
+from controller.commands.argtypes import non_negative_float, non_negative_int, positive_float
 from controller.commands.helptext import RawDescriptionDefaultsFormatter
+from controller.commands.server_args import (
+    add_auth_options,
+    add_body_options,
+    auth_policy,
+    body_limits,
+)
+from serving.auth import AllowList
 from serving.discovery import FileSource, PlanSource
+from serving.overload import DEFAULT_MAX_QUEUE_WAIT_S
 from serving.router import RouterState, SourceFactory, build_state, serve
 from serving.router_config import SESSION_HEADER, RouterSettings
 from serving.routing import POLICIES, POLICY_NAMES, PolicyOptions
@@ -54,6 +64,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="policy for one model (repeatable; overrides the document's)")
     _add_behaviour(p)
     _add_kubernetes(p)
+    add_auth_options(p)
+    p.add_argument("--register-allow", action="append", default=[], metavar="CIDR|HOST",
+                   help="backend hosts POST /router/backends may register: a CIDR, an "
+                   "address or an exact host name (repeatable; default: loopback only)")
+    add_body_options(p)
     p.set_defaults(func=run)
 
 
@@ -89,6 +104,12 @@ def _add_behaviour(p: argparse.ArgumentParser) -> None:
                    help="attempts on other replicas after a failure before the first byte")
     p.add_argument("--max-outstanding", type=non_negative_int, default=256,
                    help="429 when every candidate has this many requests in flight (0: off)")
+    p.add_argument("--max-queue-wait", type=non_negative_float,
+                   default=DEFAULT_MAX_QUEUE_WAIT_S, metavar="S",
+                   help="429 with Retry-After when every candidate's expected wait for a "
+                   "batch slot (from its max batch and measured completion rate) exceeds S "
+                   "seconds (default %(default)g; 0: no bound; candidates without a max "
+                   "batch are bounded by --max-outstanding only)")
     p.add_argument("--tenant-header", help="enable per-tenant fair share keyed on this header")
     p.add_argument("--session-header", default=SESSION_HEADER,
                    help="header holding the session key for session_affinity")
@@ -143,10 +164,14 @@ def settings_from_args(args: argparse.Namespace) -> RouterSettings:
         default_policy=args.policy, model_policies=_model_policies(args.model_policy),
         policy_options=PolicyOptions(p2c_metric=args.p2c_metric),
         max_retries=args.max_retries, max_outstanding=args.max_outstanding or None,
+        max_queue_wait_s=args.max_queue_wait or None,
         tenant_header=args.tenant_header, session_header=args.session_header.lower(),
         cache_size=args.cache_size, cache_ttl_s=args.cache_ttl,
         health_interval_s=args.health_interval, heartbeat_timeout_s=args.heartbeat_timeout,
         poll_interval_s=args.poll_interval, seed=args.seed,
+        auth=auth_policy(args, args.host), body=body_limits(args),
+        register_allow=(AllowList.parse(args.register_allow) if args.register_allow
+                        else AllowList()),
     )
 
 
@@ -190,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     def ready(url: str) -> None:
         models = ", ".join(state.pool.models()) or "none yet"
         print(f"fleetplan router: listening on {url} backends {len(state.pool.backends())} "
-              f"models {models}", flush=True)
+              f"models {models} {settings.auth.describe()}", flush=True)
 
     try:
         _runner(args.loop)(serve(state, args.host, args.port, ready))

@@ -4,6 +4,8 @@ The worker takes the profile of `--model` on `--accelerator` from `--spec` (anyt
 `fleetplan validate` reads) and serves until SIGINT or SIGTERM. Once listening it prints
 one line, `fleetplan worker: listening on http://HOST:PORT ...`, to stdout (so a parent
 process started with `--port 0` learns the port). See `serving.worker` for the routes.
+Its /admin endpoints need a bearer token (`--auth-token-file` or `FLEETPLAN_AUTH_TOKEN`;
+without one they are refused; `--insecure-no-auth` turns the check off on loopback only).
 """
 
 from __future__ import annotations
@@ -11,8 +13,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from dataclasses import replace
 
-from controller.commands.argtypes import non_negative_int, positive_int
+from controller.commands.argtypes import non_negative_float, non_negative_int, positive_int
+from controller.commands.server_args import (
+    add_auth_options,
+    add_body_options,
+    auth_policy,
+    body_limits,
+)
+from serving.overload import DEFAULT_MAX_QUEUE_WAIT_S
 from serving.worker import serve
 from serving.worker_config import (
     DEFAULT_MAX_MODEL_LEN,
@@ -43,6 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-queue", type=non_negative_int,
                         help="bound on waiting requests beyond free batch slots; more get 429 "
                         "(default: unbounded)")
+    parser.add_argument("--max-queue-wait", type=non_negative_float,
+                        default=DEFAULT_MAX_QUEUE_WAIT_S, metavar="S",
+                        help="429 with Retry-After when a request's expected wait for a batch "
+                        "slot (from max batch and the measured, else profiled, time in the "
+                        "batch) exceeds S seconds (default %(default)g; 0: no bound)")
     parser.add_argument("--kv-capacity-tokens", type=positive_int,
                         help="KV cache size in tokens (default: max batch x mean in+out tokens "
                         "of the spec's servers of the model, see serving/worker_config.py)")
@@ -58,19 +73,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--served-model-name", help="model name in the API (default: --model)")
     parser.add_argument("--default-max-tokens", type=positive_int, default=DEFAULT_MAX_TOKENS,
                         help="output tokens when a request sets none")
+    add_auth_options(parser)
+    add_body_options(parser)
     parser.set_defaults(func=run)
 
 
 def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
     """Load the spec and build the worker's settings (raises `SpecError`)."""
+    auth, body = auth_policy(args, args.host), body_limits(args)
     loaded = load_fleet(args.spec)
-    return worker_settings(
+    settings = worker_settings(
         loaded.spec, args.model, args.accelerator, source=loaded.path,
         max_batch=args.max_batch, max_queue=args.max_queue,
         kv_capacity_tokens=args.kv_capacity_tokens, token_budget=args.token_budget,
         served_model_name=args.served_model_name, default_max_tokens=args.default_max_tokens,
         max_model_len=args.max_model_len,
     )
+    return replace(settings, auth=auth, body=body,
+                   max_queue_wait_s=args.max_queue_wait or None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"fleetplan worker: listening on {url} model {settings.served_model_name} "
               f"accelerator {settings.accelerator} max_batch {engine.max_batch} "
               f"token_budget {engine.token_budget} "
-              f"kv_capacity_tokens {engine.kv_capacity_tokens}", flush=True)
+              f"kv_capacity_tokens {engine.kv_capacity_tokens} {settings.auth.describe()}",
+              flush=True)
 
     try:
         asyncio.run(serve(settings, args.host, args.port, ready))

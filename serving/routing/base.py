@@ -48,6 +48,11 @@ class Backend:
     decode_tokens: int = 0
     context_tokens: int = 0
     ewma_ttfb_s: float = 0.0
+    ewma_departure_gap_s: float = 0.0
+    """Mean time between completions while the replica's batch is full (0: not measured);
+    its inverse is the replica's service rate (`serving.router_admission`)."""
+    last_departure_s: float | None = None
+    last_departure_full: bool = False
     # health, kept by the router's pool
     ejected: str | None = None
     check_failures: int = 0

@@ -86,10 +86,11 @@ class _Process:
 @pytest.fixture
 def fake_workers(monkeypatch):
     """Launches, readiness and admin calls of the local actuator, recorded, no processes."""
-    calls: dict[str, list] = {"launch": [], "token_budget": [], "max_batch": []}
+    calls: dict[str, list] = {"launch": [], "token_budget": [], "max_batch": [], "tokens": []}
 
-    def launch(command, log, cwd=None):
+    def launch(command, log, cwd=None, token=None):
         calls["launch"].append(list(command))
+        calls["tokens"].append(token)
         return WorkerProcess(_Process(), log)
 
     ports = itertools.count(9000)
@@ -102,10 +103,15 @@ def fake_workers(monkeypatch):
     monkeypatch.setattr(local_module, "launch", launch)
     monkeypatch.setattr(local_module, "wait_ready", wait_ready)
     monkeypatch.setattr(local_module, "terminate", lambda workers, timeout_s=0: None)
-    monkeypatch.setattr(local_module, "set_max_batch",
-                        lambda url, n: calls["max_batch"].append((url, n)) or n)
-    monkeypatch.setattr(local_module, "set_token_budget",
-                        lambda url, n: calls["token_budget"].append((url, n)) or n)
+    def admin(key):
+        def call(url, n, token=None):
+            calls[key].append((url, n))
+            calls["tokens"].append(token)
+            return n
+        return call
+
+    monkeypatch.setattr(local_module, "set_max_batch", admin("max_batch"))
+    monkeypatch.setattr(local_module, "set_token_budget", admin("token_budget"))
     return calls
 
 
@@ -160,3 +166,16 @@ def test_the_backends_file_is_a_router_backends_document(tmp_path):
         ("http://127.0.0.1:8002", "premium-llama-a100", 0.3)]
     write([])
     assert load_backends(path).backends == []
+
+
+def test_workers_get_one_secret_token_and_admin_calls_send_it(tmp_path, fake_workers):
+    act = LocalActuator(LocalSettings(spec_path=SPEC_PATH, log_dir=tmp_path))
+    assert act.apply(BUDGETED, plan_id="p1", reason="start").ok
+    smaller = plan(allocation("premium-llama", variant("H100", 2, 24, 0.7, token_budget=512),
+                              variant("A100", 1, 16, 0.3)))
+    assert act.apply(smaller, plan_id="p2", reason="live").ok
+    tokens = set(fake_workers["tokens"])
+    assert len(tokens) == 1 and len(next(iter(tokens))) >= 32
+    assert len(fake_workers["max_batch"]) == len(fake_workers["token_budget"]) == 2
+    assert not any(act.token in " ".join(c) for c in fake_workers["launch"])  # not in argv
+    act.close()

@@ -214,3 +214,27 @@ def test_the_image_runs_the_controller_with_the_mounted_config():
     mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
     assert mounts["/etc/fleetplan"] == "config"
     assert pod["serviceAccountName"] == "fleetplan-controller"
+
+
+def _fleetplan_containers() -> list[tuple[str, dict]]:
+    """(where, container) for every fleetplan server the manifests run, templates included."""
+    found = []
+    for doc in core_manifests():
+        if doc["kind"] == "Deployment":
+            found += [(doc["metadata"]["name"], c)
+                      for c in doc["spec"]["template"]["spec"]["containers"]]
+    template = yaml.safe_load(configmap_data("configmap-emulated.yaml")["emulated-worker.yaml"])
+    found += [("configmap-emulated template", c)
+              for c in template["spec"]["template"]["spec"]["containers"]]
+    return [(where, c) for where, c in found if c["image"].startswith("fleetplan")]
+
+
+def test_every_fleetplan_server_gets_its_auth_token_from_the_secret():
+    containers = _fleetplan_containers()
+    assert {w for w, _ in containers} >= {"fleetplan-controller", "fleetplan-router",
+                                          "premium-llama-h100", "configmap-emulated template"}
+    for where, container in containers:
+        env = {e["name"]: e for e in container.get("env", [])}
+        assert env["FLEETPLAN_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+            "name": "fleetplan-auth", "key": "token"}, where
+        assert "--insecure-no-auth" not in container.get("args", []), where

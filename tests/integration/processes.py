@@ -1,7 +1,8 @@
 """Start and always stop `fleetplan` processes (workers, load generator) for integration tests.
 
 Workers run as `python -m controller.cli worker ... --port 0` on 127.0.0.1: each prints
-the URL it bound, so ports are chosen at run time without races. `started_workers()`
+the URL it bound, so ports are chosen at run time without races; they accept the bearer
+token `TOKEN` (sent by `post_json`; `ADMIN` is the header for other clients). `started_workers()`
 stops every worker it started (SIGTERM, then SIGKILL) however the test ends.
 """
 
@@ -22,6 +23,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_SPEC = REPO_ROOT / "specs" / "examples" / "h100-vllm.json"
 READY_PREFIX = "fleetplan worker: listening on "
+TOKEN = "integration-test-token"
+"""The bearer token the workers started here accept (FLEETPLAN_AUTH_TOKEN)."""
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def cli(*args: str) -> list[str]:
@@ -49,7 +53,7 @@ class WorkerProcess:
     def post_json(self, path: str, body: dict) -> dict:
         """POST a JSON body, return the JSON answer."""
         request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
+                                         headers={"Content-Type": "application/json", **ADMIN})
         with urllib.request.urlopen(request, timeout=5) as response:
             return json.loads(response.read())
 
@@ -89,7 +93,8 @@ def start_worker(log: Path, args: Sequence[str], timeout_s: float = 30.0) -> Wor
     handle = log.open("w")
     process = subprocess.Popen(
         cli("worker", "--host", "127.0.0.1", "--port", "0", *args), cwd=REPO_ROOT,
-        stdout=subprocess.PIPE, stderr=handle, text=True, env=os.environ.copy(),
+        stdout=subprocess.PIPE, stderr=handle, text=True,
+        env={**os.environ, "FLEETPLAN_AUTH_TOKEN": TOKEN},
     )
     handle.close()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -21,15 +22,19 @@ EXAMPLE = REPO / "specs" / "examples" / "heterogeneous-fleet.json"
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
+TOKEN = "daemon-test-token"
+
+
 def _start(config: Path) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen([sys.executable, "-m", "controller.cli", "run", "--config",
-                                str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=REPO)
+                                str(config)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True, cwd=REPO,
+                               env={**os.environ, "FLEETPLAN_AUTH_TOKEN": TOKEN})
     line = process.stdout.readline()
     match = re.search(r"listening on (http://\S+)", line)
     if not match:
         process.kill()
-        raise AssertionError(f"no ready line: {line!r} {process.stderr.read()}")
+        raise AssertionError(f"no ready line: {line!r}")
     return process, match.group(1)
 
 
@@ -55,6 +60,10 @@ def test_daemon_dry_run_endpoints_and_sigterm(tmp_path):
         assert _get(url + "/healthz")[0] == 200
         assert _get(url + "/readyz")[0] == 200
         request = urllib.request.Request(url + "/invoke", data=b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=60)
+        assert refused.value.code == 401  # POST /invoke needs the token
+        request.add_header("Authorization", f"Bearer {TOKEN}")
         with urllib.request.urlopen(request, timeout=60) as response:
             answer = json.loads(response.read())
         assert answer["tick"] == 2 and answer["status"] == "dry-run"

@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import shared_path
 from tests.integration.processes import (
+    ADMIN,
     EXAMPLE_SPEC,
     REPO_ROOT,
     WorkerProcess,
@@ -152,7 +153,7 @@ async def _until(session: aiohttp.ClientSession, url: str, condition: object,
 def test_max_batch_changes_live(tmp_path: Path) -> None:
     async def scenario(worker: WorkerProcess) -> None:
         url = worker.url
-        async with aiohttp.ClientSession() as admin:
+        async with aiohttp.ClientSession(headers=ADMIN) as admin:
             clients = aiohttp.ClientSession()
             tasks = [asyncio.create_task(_post(clients, url, 60 + 60 * i)) for i in range(12)]
             await _until(admin, url, lambda r, w: (r, w) == (4, 8))

@@ -5,15 +5,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from queue_models.engine import EngineConfig
+from serving.auth import AuthPolicy, bearer
+from serving.http import listen, make_runner
 from serving.worker import WORKER, WorkerState, build_app
 from serving.worker_config import WorkerSettings
 
 FAST = dict(alpha_ms=2.0, beta_ms=0.01, gamma_ms=1e-5)
 """A fast profile so in-process tests take milliseconds per request."""
+TOKEN = "test-token-for-in-process-servers"
+ADMIN = bearer(TOKEN)
+"""Headers of a state-changing request the test servers accept."""
 
 
 def settings(**engine: object) -> WorkerSettings:
@@ -21,7 +25,7 @@ def settings(**engine: object) -> WorkerSettings:
     values.update(engine)
     return WorkerSettings(
         model="m", accelerator="A", engine=EngineConfig(**values), served_model_name="m",
-        class_priorities={"premium": 1, "bronze": 2},
+        class_priorities={"premium": 1, "bronze": 2}, auth=AuthPolicy(token=TOKEN),
     )
 
 
@@ -29,13 +33,9 @@ def settings(**engine: object) -> WorkerSettings:
 async def running_worker(worker_settings: WorkerSettings) -> AsyncIterator[tuple[str, WorkerState]]:
     """Serve the worker on a free port; yields (base URL, state); always cleans up."""
     app = build_app(worker_settings)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+    runner = make_runner(app)  # as `fleetplan worker` runs it (handlers cancelled on disconnect)
     try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        yield f"http://{host}:{port}", app[WORKER]
+        yield await listen(runner, "127.0.0.1", 0), app[WORKER]
     finally:
         await runner.cleanup()
 

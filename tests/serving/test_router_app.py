@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
+from serving.auth import AuthPolicy
+from serving.http import listen, make_runner
 from serving.router import RouterState, SourceFactory, apply_document, build_app, build_state
 from serving.router_config import BACKEND_HEADER, RouterSettings, parse_backends
-from tests.serving.conftest import metric_samples, running_worker, settings
+from tests.serving.conftest import ADMIN, TOKEN, metric_samples, running_worker, settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FAST_HEALTH = dict(health_interval_s=0.05, unhealthy_after=2)
@@ -28,15 +30,12 @@ async def running_router(router_settings: RouterSettings, backends: list[dict] |
                          ) -> AsyncIterator[tuple[str, RouterState]]:
     """Serve a router on a free port; yields (base URL, state); always cleans up."""
     state = build_state(router_settings, source_factory)
-    runner = web.AppRunner(build_app(state), access_log=None)
+    runner = make_runner(build_app(state))  # as `fleetplan router` runs it
     await runner.setup()
     try:
         if backends is not None:
             apply_document(state, parse_backends({"backends": backends}, "test"))
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        yield f"http://{host}:{port}", state
+        yield await listen(runner, "127.0.0.1", 0), state
     finally:
         await runner.cleanup()
 
@@ -263,7 +262,8 @@ def test_registration_heartbeats_and_health_checks() -> None:
 
     async def scenario() -> None:
         async with fake_upstream(ok, lambda: health["status"]) as up, running_router(
-                RouterSettings(**FAST_HEALTH)) as (url, state), aiohttp.ClientSession() as s:
+                RouterSettings(**FAST_HEALTH, auth=AuthPolicy(token=TOKEN)),
+        ) as (url, state), aiohttp.ClientSession(headers=ADMIN) as s:
             async with s.post(url + "/v1/completions", json=BODY) as r:
                 assert r.status == 404, "no backend yet"
             register = {"url": up, "model": "m", "variant": "v", "ttl_s": 0.3}

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from serving.metrics import CONTENT_TYPE
-from tests.serving.conftest import metric_samples, running_worker, settings
+from tests.serving.conftest import ADMIN, metric_samples, running_worker, settings
 
 
 async def _stream(session: aiohttp.ClientSession, url: str, body: dict,
@@ -103,9 +103,11 @@ def test_models_health_metrics_admin() -> None:
             assert samples["vllm:inter_token_latency_seconds_count"] == 3
             assert samples["vllm:time_to_first_token_seconds_count"] == 1
             assert samples["vllm:num_requests_running"] == 0
-            async with s.post(url + "/admin/max_batch", json={"max_batch": 3}) as resp:
+            async with s.post(url + "/admin/max_batch", json={"max_batch": 3},
+                              headers=ADMIN) as resp:
                 assert (await resp.json()) == {"max_batch": 3}
-            async with s.post(url + "/admin/max_batch", json={"max_batch": 0}) as resp:
+            async with s.post(url + "/admin/max_batch", json={"max_batch": 0},
+                              headers=ADMIN) as resp:
                 assert resp.status == 400
             async with s.get(url + "/admin/stats") as resp:
                 stats = await resp.json()
@@ -123,10 +125,11 @@ def test_the_token_budget_chunks_prefills_and_changes_live() -> None:
             await _stream(s, url + "/v1/completions", {"prompt": [1] * 100, "max_tokens": 2,
                                                        "stream": True})
             assert state.engine.stats.iterations == 2 + 2  # 64 + 36 prompt tokens, 2 decodes
-            async with s.post(url + "/admin/token_budget", json={"token_budget": 16}) as resp:
+            async with s.post(url + "/admin/token_budget", json={"token_budget": 16},
+                              headers=ADMIN) as resp:
                 assert (await resp.json()) == {"token_budget": 16}
             for bad in ({"token_budget": 0}, {"token_budget": "16"}, {"max_batch": 16}):
-                async with s.post(url + "/admin/token_budget", json=bad) as resp:
+                async with s.post(url + "/admin/token_budget", json=bad, headers=ADMIN) as resp:
                     assert resp.status == 400
             await _stream(s, url + "/v1/completions", {"prompt": [1] * 100, "max_tokens": 2,
                                                        "stream": True})
