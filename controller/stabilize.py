@@ -14,6 +14,9 @@ state). Registered stabilisers (`STABILIZERS`):
   stays at 5, and one that stays at 3 for the delay scales down to 3. A variant the
   stabiliser has no history for (first seen, or a restart without state) counts its
   running replicas as proposed now, so it waits a full delay before scaling down.
+  An accelerator the proposal leaves goes at once when the accelerators it proposes
+  already run their proposed counts (a finished switch; the safety stage still keeps
+  it until they are ready), not after the window.
   No accelerator switch for a server unless it saves at least `min_switch_saving` (a
   fraction) of the cost of staying on the current accelerators, resized for the same
   load (the load split over the running variants in proportion to their current
@@ -305,6 +308,19 @@ def _scale(key: VariantKey, want: int, have: int, history: dict[str, Window],
     return target, None
 
 
+def _switched(wanted: Mapping[str, VariantAllocation], running: Mapping[str, int],
+              ) -> set[str]:
+    """Accelerators a server has left: proposed at 0 while every accelerator it is
+    proposed on already runs its proposed count. A finished switch removes the old
+    variant at once (the scale-down window is for counts that flap, and the switch itself
+    passed `min_switch_saving`); `controller.safety.make_before_break` still keeps it
+    until the new replicas are ready."""
+    proposed = {acc: v.replicas for acc, v in wanted.items() if v.replicas > 0}
+    if not proposed or any(running.get(acc, 0) < n for acc, n in proposed.items()):
+        return set()
+    return {acc for acc, n in running.items() if n > 0 and acc not in proposed}
+
+
 def _allocations(inp: StabilizeInput, options: StabilizerOptions,
                  held: list[HeldAction]) -> dict[str, ServerAllocation]:
     out: dict[str, ServerAllocation] = {}
@@ -332,8 +348,12 @@ def hysteresis(state: StabilizerState, inp: StabilizeInput,
         wanted = {v.accelerator: v for v in alloc.variants}
         running = {acc: n for (srv, acc), n in inp.current.items() if srv == server}
         variants = []
+        switched = _switched(wanted, running)
         for acc in sorted(set(wanted) | set(running)):
             want = wanted[acc].replicas if acc in wanted else 0
+            if acc in switched:
+                history.pop(_key(server, acc), None)
+                continue
             count, action = _scale((server, acc), want, running.get(acc, 0), history, inp, options)
             template = wanted.get(acc) or variant_template(inp, server, acc)
             if action:

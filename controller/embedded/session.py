@@ -57,6 +57,7 @@ from queue_models.capacity_cache import CapacityCache
 from queue_models.capacity_model import CapacityTableModel
 from queue_models.capacity_sizing import CalibrationOptions
 from serving.discovery import PlanSource
+from serving.http import make_runner
 from serving.loadclient import ClientOptions, RequestResult
 from serving.loadgen import LoadGenerator, LoadOptions
 from serving.router import build_app as router_app
@@ -178,7 +179,7 @@ def _sample(result: SessionResult, daemon: Daemon, t: float, done_before: int) -
 async def _start_router(controller_url: str) -> tuple[web.AppRunner, str]:
     settings = RouterSettings(poll_interval_s=1.0, health_interval_s=1.0)
     state = router_state(settings, lambda session: PlanSource(controller_url + "/plan", session))
-    runner = web.AppRunner(router_app(state), access_log=None, handle_signals=False)
+    runner = make_runner(router_app(state))  # a client that goes away cancels its request
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, shutdown_timeout=2.0)
     await site.start()

@@ -277,3 +277,19 @@ def test_a_shorter_half_life_follows_a_fall_sooner():
     assert fast.level_half_life_s == 10.0 and fast.trend_half_life_s == 20.0
     assert with_half_life(LastValue(), 10.0) == LastValue()
     assert fast.predict(feed(fast, points), 20.0) < 1.5 < slow.predict(feed(slow, points), 20.0)
+
+
+def test_a_finished_switch_drops_the_old_accelerator_at_once(spec):
+    """Proposed H100 x2 only: while H100 runs fewer than 2 the A100 replica stays (held by
+    the scale-down window); once H100 runs 2 the A100 goes, window or not."""
+    options = StabilizerOptions(scale_down_delay_s=600)
+    proposed = _plan(_variant("H100", 2))
+    previous = _plan(_variant("H100", 2), _variant("A100", 1))
+    midway = {("premium-llama", "H100"): 1, ("premium-llama", "A100"): 1}
+    r = hysteresis(StabilizerState(), StabilizeInput(spec, proposed, midway, previous, 0.0),
+                   options)
+    assert {v.accelerator for v in r.plan.allocations[0].variants} == {"H100", "A100"}
+    done = {("premium-llama", "H100"): 2, ("premium-llama", "A100"): 1}
+    r = hysteresis(r.state, StabilizeInput(spec, proposed, done, previous, 30.0), options)
+    assert {v.accelerator: v.replicas for v in r.plan.allocations[0].variants} == {"H100": 2}
+    assert r.held == () and "premium-llama/A100" not in r.state.history
