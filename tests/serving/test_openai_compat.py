@@ -9,6 +9,7 @@ from dataclasses import replace
 import aiohttp
 import pytest
 
+from serving.auth import AuthPolicy
 from serving.router_config import RouterSettings
 from serving.worker_config import worker_settings
 from specs.errors import SpecError
@@ -116,8 +117,9 @@ def test_worker_healthz_and_readyz() -> None:
 def test_router_healthz_and_readyz() -> None:
     async def scenario() -> None:
         async with running_worker(settings()) as (worker, _), \
-                running_router(RouterSettings(**FAST_HEALTH)) as (url, _), \
-                aiohttp.ClientSession() as s:
+                running_router(RouterSettings(**FAST_HEALTH,
+                                              auth=AuthPolicy(token="t0ken"))) as (url, _), \
+                aiohttp.ClientSession(headers={"Authorization": "Bearer t0ken"}) as s:
             async with s.get(url + "/healthz") as resp:
                 assert resp.status == 200
             async with s.get(url + "/readyz") as resp:
