@@ -15,7 +15,8 @@ made with the current factor. The factor follows slowly and boundedly:
 
 - only variants with `min_tokens` generated tokens in the window and ready replicas count;
 - within `dead_band` of 1 nothing changes (noise);
-- otherwise the factor moves by `ratio ** gain`, at most `max_step` (relative) per tick,
+- otherwise the factor moves by `ratio ** gain`, per tick at most `max_rise` up (fast:
+  a variant slower than sized misses its targets now) and `max_fall` down (slow),
   on the 2% grid the tables share (`on_grid`), within [`lower`, `upper`].
 
 A variant absent from a window keeps its factor; one that left the fleet is forgotten.
@@ -49,7 +50,8 @@ class CorrectionOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     gain: float = Field(0.5, gt=0, le=1, description="Share of the log ratio taken per tick.")
-    max_step: float = Field(0.05, gt=0, lt=1, description="Largest relative change per tick.")
+    max_rise: float = Field(0.25, gt=0, description="Largest relative rise per tick.")
+    max_fall: float = Field(0.05, gt=0, lt=1, description="Largest relative fall per tick.")
     dead_band: float = Field(0.05, ge=0, lt=1, description="Ratios within this of 1 are noise.")
     lower: float = Field(1.0, gt=0, le=1, description="Smallest factor (1: the correction "
                          "only ever sizes more conservatively than the tables).")
@@ -106,7 +108,7 @@ def correct(state: CorrectionState, observed: Iterable[Observed], live: Iterable
             continue
         key = f"{obs.server}/{obs.accelerator}"
         old = factors.get(key, 1.0)
-        step = min(max(ratio ** options.gain, 1.0 - options.max_step), 1.0 + options.max_step)
+        step = min(max(ratio ** options.gain, 1.0 - options.max_fall), 1.0 + options.max_rise)
         new = _within(on_grid(old * step), options)
         if new != 1.0:
             factors[key] = new

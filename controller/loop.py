@@ -116,6 +116,17 @@ class Optimizer:
         value = float(generator.prepared(params).itl_ms(max(rate_rps, 1e-6), None))
         return value if math.isfinite(value) else None
 
+    def rates(self, spec: FleetSpec) -> dict[tuple[str, str], float]:
+        """The highest per-replica rate of each (server, accelerator) among the spec's
+        candidates (absent: the accelerator cannot serve the server)."""
+        problem = self._generator(spec).problem(spec, predict=False)
+        out: dict[tuple[str, str], float] = {}
+        for server in problem.servers:
+            for c in server.candidates:
+                key = (c.server, c.accelerator)
+                out[key] = max(out.get(key, 0.0), c.max_rate_per_replica_rps)
+        return out
+
     def _generator(self, spec: FleetSpec) -> CandidateGenerator:
         name = spec.optimizer.queue_model
         try:  # a mapping may make its generators on first use (__missing__)
@@ -225,7 +236,7 @@ class ControlLoop:
                         running: list[RunningVariant], state: LoopState) -> TickReport:
         current = current_replicas(running)
         inp = StabilizeInput(base["spec"], proposed, current, self.state.last_plan,
-                             base["time_s"])
+                             base["time_s"], rates=self._rates(base["spec"], proposed, current))
         with watch("stabilize"):
             result = STABILIZERS.get(self.options.stabilizer)(
                 self.state.stabilizer, inp, self.options.stabilizer_options)
@@ -313,6 +324,23 @@ class ControlLoop:
         if any(f.served is not None for f in state.filters):
             spec = merge_profiles(spec, state, tuner.config.keep_configured_profiles)
         return state, spec, len(observations)
+
+    def _rates(self, spec: FleetSpec, proposed: Plan, current: dict[tuple[str, str], int],
+               ) -> Callable[[str, str], float | None] | None:
+        """Per-replica rates under the current sizing, for the stabiliser to weigh holding
+        a switch; computed only when the proposal switches some server. None when no
+        server switches or the optimizer cannot say (the plans' own rates then stand)."""
+        rates = getattr(self.parts.optimize, "rates", None)
+        running = {(srv, acc) for (srv, acc), n in current.items() if n > 0}
+        switching = any((a.server, v.accelerator) not in running
+                        for a in proposed.allocations for v in a.variants if v.replicas > 0)
+        if rates is None or not switching:
+            return None
+        try:
+            found: dict[tuple[str, str], float] = rates(spec)
+        except Exception:  # noqa: BLE001 - then the plans' own rates stand
+            return None
+        return lambda server, accelerator: found.get((server, accelerator))
 
     def _correct(self, snapshot: FleetSnapshot, fleet: FleetState,
                  spec: FleetSpec) -> CorrectionState:

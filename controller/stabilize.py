@@ -32,7 +32,7 @@ To extend: write a function with `Stabilizer`'s signature and register it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -122,6 +122,10 @@ class StabilizeInput:
     """Replicas running now per (server, accelerator)."""
     previous: Plan | None
     now: float
+    rates: Callable[[str, str], float | None] | None = None
+    """Per-replica rate of a server's replicas on an accelerator under the sizing in force
+    now (None: that accelerator cannot serve the server any more); None: unknown, the
+    rates of the plan the variant came from are used."""
 
 
 @dataclass(frozen=True)
@@ -235,7 +239,8 @@ def _stay_option(inp: StabilizeInput, alloc: ServerAllocation,
     (running replicas x per-replica rate), so each is scaled by the same factor; counts
     are rounded down, then replicas are added where the rounding cut most until the
     capacity covers the load (every running variant keeps at least one)."""
-    variants = [variant_template(inp, alloc.server, acc) for acc in running]
+    variants = [_current_rate(inp, alloc.server, variant_template(inp, alloc.server, acc))
+                for acc in running]
     if any(v is None or v.max_rate_per_replica_rps <= 0 for v in variants):
         return None
     known = [v for v in variants if v is not None]
@@ -249,6 +254,19 @@ def _stay_option(inp: StabilizeInput, alloc: ServerAllocation,
         short = max(range(len(out)), key=lambda i: (wanted[i] - out[i], -i))
         out[short] += 1
     return [resized(v, n) for v, n in zip(known, out, strict=True)]
+
+
+def _current_rate(inp: StabilizeInput, server: str, variant: VariantAllocation | None,
+                  ) -> VariantAllocation | None:
+    """`variant` with its per-replica rate under the sizing in force now (`inp.rates`);
+    None when that accelerator can no longer serve the server: a switch away from it is
+    never held (it was sized with a profile or correction since found too fast)."""
+    if variant is None or inp.rates is None:
+        return variant
+    rate = inp.rates(server, variant.accelerator)
+    if rate is None:
+        return None
+    return variant.model_copy(update={"max_rate_per_replica_rps": rate})
 
 
 def _hold_switch(inp: StabilizeInput, alloc: ServerAllocation, options: StabilizerOptions,

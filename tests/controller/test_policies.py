@@ -293,3 +293,22 @@ def test_a_finished_switch_drops_the_old_accelerator_at_once(spec):
     r = hysteresis(r.state, StabilizeInput(spec, proposed, done, previous, 30.0), options)
     assert {v.accelerator: v.replicas for v in r.plan.allocations[0].variants} == {"H100": 2}
     assert r.held == () and "premium-llama/A100" not in r.state.history
+
+
+def test_a_switch_away_from_an_accelerator_that_can_no_longer_serve_is_not_held(spec):
+    """The running A100 was sized with rates since found too high: held against the
+    plan's old rate the switch saves too little; with the current rates (the A100 cannot
+    serve at all, or only at a tenth of the rate) it goes ahead."""
+    options = StabilizerOptions(min_switch_saving=0.2, scale_down_delay_s=0)
+    current = {("premium-llama", "A100"): 2}
+    previous = _plan(_variant("A100", 2, cost=1.0))
+    proposed = _plan(_variant("H100", 2, cost=0.9))
+    held = hysteresis(StabilizerState(), StabilizeInput(spec, proposed, current, previous,
+                                                        0.0), options)
+    assert [v.accelerator for v in held.plan.allocations[0].variants] == ["A100"]
+    for rate in (None, 0.1):
+        r = hysteresis(StabilizerState(), StabilizeInput(
+            spec, proposed, current, previous, 0.0,
+            rates=lambda server, acc, rate=rate: rate if acc == "A100" else 1.0), options)
+        assert [v.accelerator for v in r.plan.allocations[0].variants] == ["H100"], rate
+        assert not [h for h in r.held if h.kind == "switch"]
