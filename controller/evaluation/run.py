@@ -16,7 +16,7 @@ To extend: another per-sample figure is one more field of `Sample` filled in `_s
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from actuator.base import ActuationResult, FleetState, VariantChange, variant_na
 from collector.snapshot import FleetSnapshot
 from controller.evaluation.calibration import Sizer, collector_window, make_sizer
 from controller.evaluation.policies import POLICIES, Policy, RunContext
+from controller.evaluation.progress import PolicyProgress
 from controller.evaluation.scenario import Scenario
 from controller.evaluation.sizing import RequestIndex
 from simulator.cluster import SimCluster, SimConfig
@@ -133,10 +134,12 @@ def timing_laws(scenario: Scenario, data_dir: Path) -> dict[tuple[str, str], Tab
 
 def run_policy(scenario: Scenario, name: str, requests: Sequence[SimRequest],
                truth: FleetSpec | None = None, data_dir: Path = Path("."),
-               sizer: Sizer | None = None) -> PolicyRun:
+               sizer: Sizer | None = None, progress: PolicyProgress | None = None,
+               ) -> PolicyRun:
     """Run policy `name` over the scenario (see the module docstring). `sizer` is how the
     policy sizes (default: the scenario's laws and the arrivals' workload samples, tables
-    in memory); pass one sizer to every policy of a comparison so they share tables."""
+    in memory); pass one sizer to every policy of a comparison so they share tables.
+    `progress(name, now, end)` is called after every control period."""
     started = time.perf_counter()
     truth = truth or scenario.fleet()
     policy: Policy = POLICIES.get(name)()
@@ -150,7 +153,8 @@ def run_policy(scenario: Scenario, name: str, requests: Sequence[SimRequest],
     actuator.cluster = cluster
     actuator.apply(initial, plan_id="initial", reason="initial fleet")
     cluster.submit(requests)
-    samples = _run_periods(scenario, policy, ctx, cluster, actuator)
+    report = (lambda now: progress(name, now, scenario.duration_s)) if progress else None
+    samples = _run_periods(scenario, policy, ctx, cluster, actuator, report)
     cluster.advance_to(scenario.duration_s + scenario.drain_s)
     return PolicyRun(name, cluster.records, samples, actuator.applied,
                      time.perf_counter() - started,
@@ -159,7 +163,8 @@ def run_policy(scenario: Scenario, name: str, requests: Sequence[SimRequest],
 
 
 def _run_periods(scenario: Scenario, policy: Policy, ctx: RunContext, cluster: SimCluster,
-                 actuator: RecordingActuator) -> list[Sample]:
+                 actuator: RecordingActuator,
+                 progress: Callable[[float], None] | None = None) -> list[Sample]:
     samples = [_sample(cluster, actuator, 0.0)]
     t, n = 0.0, 0
     while t < scenario.duration_s - 1e-9:
@@ -171,6 +176,8 @@ def _run_periods(scenario: Scenario, policy: Policy, ctx: RunContext, cluster: S
             samples.append(_sample(cluster, actuator, t))
         if t < scenario.duration_s - 1e-9:
             policy.tick(ctx, t)
+        if progress is not None:
+            progress(t)
     return samples
 
 

@@ -1,4 +1,6 @@
-"""Evaluation in bounded memory: the reactive policy cannot grow a saturated fleet beyond
+"""Evaluation at scale: bounded replicas and a progress bar.
+
+In bounded memory: the reactive policy cannot grow a saturated fleet beyond
 the spec's capacity or a server's `max_replicas` (each replica is an engine in memory).
 
 A server without `max_replicas` gets a ten-second burst of ten times its load: with 40
@@ -7,9 +9,11 @@ H100 cards the HPA rule asks for all 40, so with two it must stop at two.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from controller.evaluation.policies import fit_capacity
+from controller.evaluation.progress import TerminalBar, render
 from controller.evaluation.run import run_policy
 from controller.evaluation.scenario import (
     Burst,
@@ -73,3 +77,26 @@ def test_reactive_respects_max_replicas():
     run = run_policy(scenario, "reactive", make_requests(scenario, NO_DATA),
                      truth=truth)
     assert max(sum(s.replicas.values()) for s in run.samples) <= 2
+
+
+def test_progress_reaches_the_end_of_simulated_time():
+    scenario, truth = _scenario({"H100": 2, "A100": 2, "L4": 2})
+    seen: list[tuple[str, float, float]] = []
+    run_policy(scenario, "static_peak", make_requests(scenario, NO_DATA), truth=truth,
+               progress=lambda *call: seen.append(call))
+    assert seen[-1] == ("static_peak", 240.0, 240.0)
+    assert [t for _, t, _ in seen] == sorted(t for _, t, _ in seen)
+
+
+def test_the_bar_draws_on_a_terminal_only():
+    quiet, loud = io.StringIO(), _Terminal()
+    TerminalBar(quiet)("reactive", 1800.0, 3600.0)
+    TerminalBar(loud)("reactive", 3600.0, 3600.0)
+    assert quiet.getvalue() == ""
+    assert loud.getvalue() == "\r" + render("reactive", 3600.0, 3600.0) + "\n"
+    assert "[###############...............] 30:00 / 60:00" in render("r", 1800.0, 3600.0)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
