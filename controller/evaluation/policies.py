@@ -43,6 +43,7 @@ from controller.stabilize import StabilizerOptions
 from controller.tick import TickReport
 from specs.clock import FakeClock
 from specs.documents import CurrentAllocation, FleetSpec, Load
+from specs.errors import SpecError
 from specs.plan import Plan
 from specs.registry import Registry
 from tuner.tuner import Tuner
@@ -93,6 +94,21 @@ class Policy(Protocol):
         ...
 
 
+def peak_single_type(ctx: RunContext, policy: str) -> tuple[str, Plan]:
+    """The cheapest single card type and its plan for the run's peak load; a `SpecError`
+    (bad input, exit 2) when no card type of the spec can serve it."""
+    try:
+        return cheapest_single_type(ctx.truth, ctx.run_peak(), ctx.sizer.solve)
+    except ValueError:
+        peaks = ", ".join(f"{s} {load.arrival_rate_rps:g} req/s"
+                          for s, load in sorted(ctx.run_peak().items()))
+        raise SpecError(f"{policy}: no single card type of the spec can serve the run's "
+                        f"peak 1-minute load ({peaks}) within its capacity and targets",
+                        json_path="$.capacity",
+                        hint="raise the capacity, or leave static_peak and reactive out "
+                        "with --policies") from None
+
+
 class StaticPeak:
     """Sized once for the peak, on the cheapest single card type."""
 
@@ -101,7 +117,7 @@ class StaticPeak:
 
     def initial_plan(self, ctx: RunContext) -> Plan:
         """The peak plan."""
-        self.card_type, plan = cheapest_single_type(ctx.truth, ctx.run_peak(), ctx.sizer.solve)
+        self.card_type, plan = peak_single_type(ctx, "static_peak")
         return plan
 
     def tick(self, ctx: RunContext, now: float) -> None:
@@ -122,8 +138,7 @@ class Reactive:
 
     def initial_plan(self, ctx: RunContext) -> Plan:
         """Max batch from the peak sizing of the cheapest type; replicas for the start."""
-        self.card_type, self.template = cheapest_single_type(ctx.truth, ctx.run_peak(),
-                                                             ctx.sizer.solve)
+        self.card_type, self.template = peak_single_type(ctx, "reactive")
         restricted = single_type_specs(ctx.truth)[self.card_type]
         start = ctx.sizer.solve(with_loads(restricted, ctx.initial_loads()), "milp",
                                 heterogeneous=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from controller.cli import main
 from controller.evaluation.policies import fit_capacity
 from controller.evaluation.progress import TerminalBar, render
 from controller.evaluation.run import run_policy
@@ -100,3 +101,17 @@ def test_the_bar_draws_on_a_terminal_only():
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
+
+
+def test_a_fleet_too_small_for_the_peak_is_bad_input(tmp_path, capsys):
+    scenario, truth = _scenario({"H100": 0, "A100": 0, "L4": 0})
+    spec = tmp_path / "spec.json"
+    spec.write_text(truth.model_dump_json())
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text("".join(f'{{"timestamp": {i * 100}, "input_length": 4096, '
+                             f'"output_length": 64}}\n' for i in range(200)))
+    code = main(["evaluate", "--trace", str(trace), "--spec", str(spec), "--policies",
+                 "static_peak", "-o", str(tmp_path / "out")])
+    assert code == 2
+    assert "no single card type" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "summary.json").exists()
