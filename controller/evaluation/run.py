@@ -8,7 +8,8 @@ draining pods are paid for), ready replicas, cost per hour, and each server's ca
 (ready replicas times the planned max rate per replica of their variant). After
 `duration_s` no request arrives; the run goes on for `drain_s` so requests in flight can
 finish (cost is counted over `duration_s` only). Returns a `PolicyRun`: the request
-records, the samples, every plan applied with its changes, and the wall time.
+records (compact: `simulator.records.RecordTable`), the samples, every plan applied with
+its changes, and the wall time.
 
 To extend: another per-sample figure is one more field of `Sample` filled in `_sample`.
 """
@@ -28,7 +29,7 @@ from controller.evaluation.progress import PolicyProgress
 from controller.evaluation.scenario import Scenario
 from controller.evaluation.sizing import RequestIndex
 from simulator.cluster import SimCluster, SimConfig
-from simulator.records import RequestRecord, SimRequest
+from simulator.records import RecordTable, SimRequest
 from simulator.timing import TableLaw, read_known_table
 from specs.documents import FleetSpec
 from specs.errors import SpecError
@@ -100,7 +101,8 @@ class PolicyRun:
     """Everything one policy's run produced."""
 
     policy: str
-    records: list[RequestRecord]
+    records: RecordTable
+    """Per-request outcomes, as compact columns (iterate for `RequestRecord`s)."""
     samples: list[Sample]
     applied: list[Applied]
     wall_s: float
@@ -156,7 +158,7 @@ def run_policy(scenario: Scenario, name: str, requests: Sequence[SimRequest],
     report = (lambda now: progress(name, now, scenario.duration_s)) if progress else None
     samples = _run_periods(scenario, policy, ctx, cluster, actuator, report)
     cluster.advance_to(scenario.duration_s + scenario.drain_s)
-    return PolicyRun(name, cluster.records, samples, actuator.applied,
+    return PolicyRun(name, RecordTable(cluster.records), samples, actuator.applied,
                      time.perf_counter() - started,
                      ticks=int(scenario.duration_s // scenario.period_s),
                      notes=_notes(policy))
