@@ -10,7 +10,9 @@ SCENARIO is a built-in scenario name (`--list`) or a scenario file (see
 written only once every run has finished. Traces are read from `--data-dir` (default:
 `shared/data` beside the checkout, or `$FLEETPLAN_DATA_DIR`). `--duration` shortens the
 run (a reduced version of the standard set); `--validate` adds the queue-model validation
-on the scenario's hardware (`validation.md`). Exit 2 on bad input, before anything runs.
+on the scenario's hardware (`validation.md`). Progress goes to stderr: a line per policy,
+and a bar in simulated time when stderr is a terminal. Exit 2 on bad input, before
+anything runs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 from pathlib import Path
 
 from controller.commands.argtypes import positive_float, positive_int
+from controller.evaluation.progress import TerminalBar
 from controller.evaluation.report import evaluate
 from controller.evaluation.scenario import (
     POLICY_NAMES,
@@ -131,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     summary = evaluate(scenario, data_dir, Path(args.output), validation=args.validate,
                        progress=lambda line: print(line, file=sys.stderr, flush=True),
-                       cache_dir=cache)
+                       cache_dir=cache, bar=TerminalBar(sys.stderr))
     for name, row in summary["policies"].items():
         share = row["slo_attainment"]
         print(f"{name:<16} cost/h {row['cost']:>9.2f}  SLO {100 * (share or 0):6.2f}%  "

@@ -4,7 +4,7 @@ the same simulated hardware.
 | name | what it is |
 |---|---|
 | `static_peak` | the cheapest single card type sized (milp, one type) for the trace's peak 1-minute rate; never changes |
-| `reactive` | a KEDA/HPA-style autoscaler on that card type: desired = ceil(replicas x max(waiting / target, KV usage / target)), 10% tolerance, scale-down stabilisation window 300 s; max batch from the peak sizing |
+| `reactive` | a KEDA/HPA-style autoscaler on that card type: desired = ceil(replicas x max(waiting / target, KV usage / target)), 10% tolerance, scale-down stabilisation window 300 s; max batch from the peak sizing; replicas within each server's `max_replicas` and the spec's capacity |
 | `inferno_greedy` | the real control loop with inferno's choices: greedy solver, one type per server, last-value "forecast", no stabiliser, true profiles, transition penalty only |
 | `fleetplan` | the real control loop: milp, heterogeneous, Holt forecast, hysteresis stabiliser, tuner on, profiles starting `tuner_start_error` off |
 | `clairvoyant` | milp (heterogeneous, true profiles) each period, sized for the true peak 1-minute rate until the next plan's new replicas are ready: a practical bound, not a proof |
@@ -43,6 +43,7 @@ from controller.stabilize import StabilizerOptions
 from controller.tick import TickReport
 from specs.clock import FakeClock
 from specs.documents import CurrentAllocation, FleetSpec, Load
+from specs.errors import SpecError
 from specs.plan import Plan
 from specs.registry import Registry
 from tuner.tuner import Tuner
@@ -93,6 +94,21 @@ class Policy(Protocol):
         ...
 
 
+def peak_single_type(ctx: RunContext, policy: str) -> tuple[str, Plan]:
+    """The cheapest single card type and its plan for the run's peak load; a `SpecError`
+    (bad input, exit 2) when no card type of the spec can serve it."""
+    try:
+        return cheapest_single_type(ctx.truth, ctx.run_peak(), ctx.sizer.solve)
+    except ValueError:
+        peaks = ", ".join(f"{s} {load.arrival_rate_rps:g} req/s"
+                          for s, load in sorted(ctx.run_peak().items()))
+        raise SpecError(f"{policy}: no single card type of the spec can serve the run's "
+                        f"peak 1-minute load ({peaks}) within its capacity and targets",
+                        json_path="$.capacity",
+                        hint="raise the capacity, or leave static_peak and reactive out "
+                        "with --policies") from None
+
+
 class StaticPeak:
     """Sized once for the peak, on the cheapest single card type."""
 
@@ -101,7 +117,7 @@ class StaticPeak:
 
     def initial_plan(self, ctx: RunContext) -> Plan:
         """The peak plan."""
-        self.card_type, plan = cheapest_single_type(ctx.truth, ctx.run_peak(), ctx.sizer.solve)
+        self.card_type, plan = peak_single_type(ctx, "static_peak")
         return plan
 
     def tick(self, ctx: RunContext, now: float) -> None:
@@ -122,8 +138,7 @@ class Reactive:
 
     def initial_plan(self, ctx: RunContext) -> Plan:
         """Max batch from the peak sizing of the cheapest type; replicas for the start."""
-        self.card_type, self.template = cheapest_single_type(ctx.truth, ctx.run_peak(),
-                                                             ctx.sizer.solve)
+        self.card_type, self.template = peak_single_type(ctx, "reactive")
         restricted = single_type_specs(ctx.truth)[self.card_type]
         start = ctx.sizer.solve(with_loads(restricted, ctx.initial_loads()), "milp",
                                 heterogeneous=False)
@@ -132,7 +147,8 @@ class Reactive:
         return _with_counts(self.template, lambda s, acc, n: counts.get((s, acc), 1))
 
     def tick(self, ctx: RunContext, now: float) -> None:
-        """One HPA evaluation per variant."""
+        """One HPA evaluation per variant, then bounded by the servers' `max_replicas` and
+        the spec's capacity (`fit_capacity`): a saturated fleet cannot grow without bound."""
         assert self.template is not None
         fleet = ctx.actuator.observe()
         snapshot = ctx.metrics.collect(now, fleet)
@@ -140,13 +156,14 @@ class Reactive:
         live = {v.variant: v.replicas for v in fleet.variants}
         bounds = {s.name: (max(1, s.min_replicas), s.max_replicas or 10**6)
                   for s in ctx.truth.servers}
-
-        def desired(server: str, accelerator: str, planned: int) -> int:
-            name = variant_name(server, accelerator)
-            return self._desired(now, name, live.get(name, 0), figures.get(name),
-                                 bounds[server])
-
-        plan = _with_counts(self.template, desired)
+        wanted = {(a.server, v.accelerator): self._desired(
+                      now, variant_name(a.server, v.accelerator),
+                      live.get(variant_name(a.server, v.accelerator), 0),
+                      figures.get(variant_name(a.server, v.accelerator)), bounds[a.server])
+                  for a in self.template.allocations for v in a.variants}
+        floors = {key: bounds[key[0]][0] for key in wanted}
+        counts = fit_capacity(ctx.truth, wanted, floors)
+        plan = _with_counts(self.template, lambda s, acc, n: counts[(s, acc)])
         ctx.actuator.apply(plan, plan_id=f"reactive-{now:.0f}", reason="hpa")
 
     def _desired(self, now: float, name: str, current: int, figure: object,
@@ -162,6 +179,39 @@ class Reactive:
         past = [(t, n) for t, n in self.history.get(name, []) if t > now - self.down_window_s]
         self.history[name] = [*past, (now, want)]
         return max(n for _, n in self.history[name])
+
+
+def cards_per_replica(spec: FleetSpec) -> dict[tuple[str, str], tuple[str, int]]:
+    """(server, accelerator) -> (card type, cards one replica takes)."""
+    accelerators = {a.name: a for a in spec.accelerators}
+    units = {(p.model, p.accelerator): p.units_per_replica for p in spec.profiles}
+    out = {}
+    for s in spec.servers:
+        for (model, acc), n in units.items():
+            if model == s.model and acc in accelerators:
+                out[(s.name, acc)] = (accelerators[acc].card_type,
+                                      n * accelerators[acc].multiplicity)
+    return out
+
+
+def fit_capacity(spec: FleetSpec, wanted: dict[tuple[str, str], int],
+                 floors: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+    """`wanted` replicas per (server, accelerator), trimmed until every card type's
+    cards fit the spec's capacity: one replica at a time off the largest variant (ties
+    by name), never below its floor (the server's min_replicas)."""
+    cards = cards_per_replica(spec)
+    counts = dict(wanted)
+    for card, limit in sorted(spec.capacity.items()):
+        mine = sorted(k for k in counts if k in cards and cards[k][0] == card)
+        used = sum(counts[k] * cards[k][1] for k in mine)
+        while used > limit:
+            over = [k for k in mine if counts[k] > floors.get(k, 0)]
+            if not over:
+                break
+            top = max(over, key=lambda k: (counts[k], k))
+            counts[top] -= 1
+            used -= cards[top][1]
+    return counts
 
 
 def _with_counts(plan: Plan, count: Callable[[str, str, int], int]) -> Plan:

@@ -22,6 +22,7 @@ from typing import Any
 from controller.evaluation.calibration import Sizer, make_sizer
 from controller.evaluation.metrics import goals, summarize, targets_by_server
 from controller.evaluation.plots import PLOTS
+from controller.evaluation.progress import PolicyProgress
 from controller.evaluation.run import PolicyRun, run_policy, timing_laws
 from controller.evaluation.scenario import Scenario, make_requests
 from controller.evaluation.sizing import RequestIndex
@@ -36,11 +37,13 @@ Progress = Callable[[str], None]
 
 def evaluate(scenario: Scenario, data_dir: Path, out_dir: Path,
              policies: Sequence[str] | None = None, progress: Progress | None = None,
-             validation: bool = False, cache_dir: Path | None = None) -> dict[str, Any]:
+             validation: bool = False, cache_dir: Path | None = None,
+             bar: PolicyProgress | None = None) -> dict[str, Any]:
     """Run, summarise, write (see the module docstring); returns the summary. With
     `validation`, also the queue-model validation on the scenario's hardware
     (`validation.md`, `validation.json`, and a section of the report). Capacity tables
-    are kept in `cache_dir` when given (else in memory, for this run)."""
+    are kept in `cache_dir` when given (else in memory, for this run). `bar` is told each
+    policy's simulated time after every control period."""
     say = progress or (lambda _: None)
     requests = make_requests(scenario, data_dir)
     truth = scenario.fleet()
@@ -49,7 +52,7 @@ def evaluate(scenario: Scenario, data_dir: Path, out_dir: Path,
     runs: dict[str, PolicyRun] = {}
     for name in policies or scenario.policies:
         say(f"{scenario.name}: running {name} over {len(requests)} requests")
-        runs[name] = run_policy(scenario, name, requests, truth, data_dir, sizer)
+        runs[name] = run_policy(scenario, name, requests, truth, data_dir, sizer, bar)
         say(f"{scenario.name}: {name} done in {runs[name].wall_s:.1f} s")
     rows = {name: summarize(run, truth, scenario.duration_s) for name, run in runs.items()}
     summary = {"scenario": scenario.name, "description": scenario.description,

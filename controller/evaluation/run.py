@@ -8,7 +8,8 @@ draining pods are paid for), ready replicas, cost per hour, and each server's ca
 (ready replicas times the planned max rate per replica of their variant). After
 `duration_s` no request arrives; the run goes on for `drain_s` so requests in flight can
 finish (cost is counted over `duration_s` only). Returns a `PolicyRun`: the request
-records, the samples, every plan applied with its changes, and the wall time.
+records (compact: `simulator.records.RecordTable`), the samples, every plan applied with
+its changes, and the wall time.
 
 To extend: another per-sample figure is one more field of `Sample` filled in `_sample`.
 """
@@ -16,7 +17,7 @@ To extend: another per-sample figure is one more field of `Sample` filled in `_s
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +25,11 @@ from actuator.base import ActuationResult, FleetState, VariantChange, variant_na
 from collector.snapshot import FleetSnapshot
 from controller.evaluation.calibration import Sizer, collector_window, make_sizer
 from controller.evaluation.policies import POLICIES, Policy, RunContext
+from controller.evaluation.progress import PolicyProgress
 from controller.evaluation.scenario import Scenario
 from controller.evaluation.sizing import RequestIndex
 from simulator.cluster import SimCluster, SimConfig
-from simulator.records import RequestRecord, SimRequest
+from simulator.records import RecordTable, SimRequest
 from simulator.timing import TableLaw, read_known_table
 from specs.documents import FleetSpec
 from specs.errors import SpecError
@@ -99,7 +101,8 @@ class PolicyRun:
     """Everything one policy's run produced."""
 
     policy: str
-    records: list[RequestRecord]
+    records: RecordTable
+    """Per-request outcomes, as compact columns (iterate for `RequestRecord`s)."""
     samples: list[Sample]
     applied: list[Applied]
     wall_s: float
@@ -133,10 +136,12 @@ def timing_laws(scenario: Scenario, data_dir: Path) -> dict[tuple[str, str], Tab
 
 def run_policy(scenario: Scenario, name: str, requests: Sequence[SimRequest],
                truth: FleetSpec | None = None, data_dir: Path = Path("."),
-               sizer: Sizer | None = None) -> PolicyRun:
+               sizer: Sizer | None = None, progress: PolicyProgress | None = None,
+               ) -> PolicyRun:
     """Run policy `name` over the scenario (see the module docstring). `sizer` is how the
     policy sizes (default: the scenario's laws and the arrivals' workload samples, tables
-    in memory); pass one sizer to every policy of a comparison so they share tables."""
+    in memory); pass one sizer to every policy of a comparison so they share tables.
+    `progress(name, now, end)` is called after every control period."""
     started = time.perf_counter()
     truth = truth or scenario.fleet()
     policy: Policy = POLICIES.get(name)()
@@ -150,16 +155,18 @@ def run_policy(scenario: Scenario, name: str, requests: Sequence[SimRequest],
     actuator.cluster = cluster
     actuator.apply(initial, plan_id="initial", reason="initial fleet")
     cluster.submit(requests)
-    samples = _run_periods(scenario, policy, ctx, cluster, actuator)
+    report = (lambda now: progress(name, now, scenario.duration_s)) if progress else None
+    samples = _run_periods(scenario, policy, ctx, cluster, actuator, report)
     cluster.advance_to(scenario.duration_s + scenario.drain_s)
-    return PolicyRun(name, cluster.records, samples, actuator.applied,
+    return PolicyRun(name, RecordTable(cluster.records), samples, actuator.applied,
                      time.perf_counter() - started,
                      ticks=int(scenario.duration_s // scenario.period_s),
                      notes=_notes(policy))
 
 
 def _run_periods(scenario: Scenario, policy: Policy, ctx: RunContext, cluster: SimCluster,
-                 actuator: RecordingActuator) -> list[Sample]:
+                 actuator: RecordingActuator,
+                 progress: Callable[[float], None] | None = None) -> list[Sample]:
     samples = [_sample(cluster, actuator, 0.0)]
     t, n = 0.0, 0
     while t < scenario.duration_s - 1e-9:
@@ -171,6 +178,8 @@ def _run_periods(scenario: Scenario, policy: Policy, ctx: RunContext, cluster: S
             samples.append(_sample(cluster, actuator, t))
         if t < scenario.duration_s - 1e-9:
             policy.tick(ctx, t)
+        if progress is not None:
+            progress(t)
     return samples
 
 
