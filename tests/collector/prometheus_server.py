@@ -10,10 +10,12 @@ into a storage folder with `promtool tsdb create-blocks-from openmetrics`.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -67,6 +69,26 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout_s: float) -> None:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"prometheus did not become ready (exit code {process.poll()})")
+
+
+def wait_for_sample(url: str, promql: str, at_least: float = 1.0,
+                    timeout_s: float = 30.0) -> None:
+    """Block until `promql` answers with a series whose value is `at_least` or more.
+
+    Used before load is sent, so that Prometheus has a sample of the counters from
+    before the load (its first scrape may come a few seconds after it is ready) and
+    a rate over the window sees the load.
+    """
+    query = urllib.parse.urlencode({"query": promql})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError), urllib.request.urlopen(
+                f"{url}/api/v1/query?{query}", timeout=2) as response:
+            result = json.loads(response.read())["data"]["result"]
+            if any(float(series["value"][1]) >= at_least for series in result):
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"no sample for {promql} within {timeout_s} s")
 
 
 @contextlib.contextmanager

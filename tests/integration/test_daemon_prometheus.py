@@ -30,7 +30,12 @@ from actuator.options import kubernetes_actuator
 from controller.decision_log import read_reports
 from tests.actuator.fake_apiserver import FakeApiServer
 from tests.actuator.plans import SPEC_PATH, VLLM_TEMPLATE, allocation, plan, spec, variant
-from tests.collector.prometheus_server import ScrapeTarget, binary, started_prometheus
+from tests.collector.prometheus_server import (
+    ScrapeTarget,
+    binary,
+    started_prometheus,
+    wait_for_sample,
+)
 from tests.integration.processes import REPO_ROOT, started_workers, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
@@ -121,6 +126,7 @@ def test_daemon_reads_prometheus_and_reports_its_outage(tmp_path: Path) -> None:
                               {"variant": VARIANT, "namespace": NAMESPACE})
         prometheus = prometheus_scope.enter_context(
             started_prometheus(tmp_path, [target], interval_s=1.0))
+        wait_for_sample(prometheus, f'up{{variant="{VARIANT}"}}')  # counters before load
         _send_requests(workers[0].url, 20, 0.25)
         time.sleep(2.5)  # two more scrapes after the last request
         daemon, url = _start_daemon(_config(tmp_path, api.url, template, prometheus), log)

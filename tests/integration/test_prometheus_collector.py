@@ -41,6 +41,7 @@ from tests.collector.prometheus_server import (
     backfill,
     binary,
     started_prometheus,
+    wait_for_sample,
 )
 from tests.integration.processes import started_workers
 
@@ -64,6 +65,7 @@ def test_collector_agrees_with_the_load_generator(tmp_path: Path) -> None:
     with started_workers(tmp_path, [worker_args(spec), worker_args(spec)]) as workers:
         targets = [ScrapeTarget(urlparse(w.url).netloc, LABELS) for w in workers]
         with started_prometheus(tmp_path, targets, interval_s=1.0) as url:
+            wait_for_sample(url, "sum(up)", at_least=len(targets))  # counters before load
             results, origin = run_load([w.url for w in workers], arrivals, LOAD_S)
             api = PrometheusConnectApi(url)
             snapshot = PrometheusCollector(api, variant()).snapshot(origin + EVAL_AT_S)
