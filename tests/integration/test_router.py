@@ -130,7 +130,9 @@ def test_streaming_is_passed_through_unbuffered(tmp_path: Path) -> None:
     gaps = sorted(b - a for r in routed for a, b in zip(r, r[1:], strict=False))
     print(f"median TTFT direct {first_direct * 1000:.1f} ms, through the router "
           f"{first_routed * 1000:.1f} ms; median gap {gaps[len(gaps) // 2] * 1000:.1f} ms")
-    assert first_routed - first_direct < 0.005, "first token within a few ms of the worker's"
+    # Buffered, the first token would come with the last, 5 gaps x 40 ms later; the
+    # margin leaves room for a loaded 2-core machine (the router adds ~1 ms idle).
+    assert first_routed - first_direct < 0.025, "first token well before the last one"
     assert gaps[len(gaps) // 10] > 0.030, "tokens keep the worker's ~40 ms spacing"
 
 
