@@ -28,7 +28,8 @@ Identical servers cost one lookup. The cache lives in the `CandidateGenerator`; 
 generator across ticks to keep it warm. Before building a problem's candidates, the
 generator sizes every configuration the cache lacks side by side
 (`queue_models.lockstep.run_all`: one set of numpy operations per bisection step for
-all of them, and the same sizings as one at a time). As inferno, replicas are sized with the
+all of them, and the same sizings as one at a time), split across the cores for large
+fleets (`optimizer.fork_map`, `jobs`). As inferno, replicas are sized with the
 throughput at the sized rate (the rate less what the finite queue blocks), and a
 tokens/s target raises the rate to size for to tokens_per_s / out_tokens. Predicted
 latencies can be skipped (`predict=False`; `optimizer.api` predicts only the chosen
@@ -45,10 +46,11 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
+from optimizer.fork_map import default_jobs, fork_map
 from optimizer.problem import Candidate, Problem, ServerCandidates
 from optimizer.transition import transition_value
 from queue_models.base import PreparedQueue, QueueModel, ServiceParams, Targets
@@ -219,8 +221,11 @@ class CandidateGenerator:
         laws: Mapping[tuple[str, str], IterationCost] | None = None,
         workloads: Mapping[str, WorkloadSample] | None = None,
         profiled: Mapping[tuple[str, str], Profile] | None = None,
+        jobs: int | None = None,
     ) -> None:
         self.model = model
+        self.jobs = default_jobs() if jobs is None else jobs
+        """Processes that size side by side (`optimizer.fork_map`; default: the cores)."""
         self.laws = dict(laws or {})
         """Measured iteration-cost law by (model, accelerator), for models that replay."""
         self.workloads = dict(workloads or {})
@@ -288,9 +293,14 @@ class CandidateGenerator:
                 key = self._key(profile, server, need.targets, out_tokens)
                 if key not in self._sizing.data:
                     wanted.setdefault(key, (profile, server, need.targets, out_tokens))
-        found = run_all([self._size_steps(*args) for args in wanted.values()])
+        found = fork_map(self._size_batch, list(wanted.values()), self.jobs)
         for key, sizing in zip(wanted, found, strict=True):
             self._sizing.get(key, lambda sizing=sizing: sizing)
+
+    def _size_batch(self, wanted: Sequence[tuple[Profile, Server, Targets, float]]
+                    ) -> list[Sizing]:
+        """Sizings of many configurations, side by side (`queue_models.lockstep`)."""
+        return run_all([self._size_steps(*args) for args in wanted])
 
     def _key(self, profile: Profile, server: Server, targets: Targets, out_tokens: float
              ) -> tuple[Any, ...]:
