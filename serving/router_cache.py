@@ -5,13 +5,18 @@ Only deterministic answers are cached: non-streaming requests with `temperature`
 The key is the endpoint path and the request body's bytes (exact match: the same JSON
 written differently is a different key); the value is the answer's body and content
 type. Entries expire `ttl_s` after they were stored; the least recently used entry goes
-when the cache is full. Time is passed in (`now`), so tests run on a fake clock.
+when the cache is full. Time is passed in (`now`), so tests run on a fake clock. A hit
+is answered with `reissued`: the stored body under a new `id` and `created` (ids stay
+unique per answer, as the OpenAI API has them).
 
 To extend: a semantic or prefix cache would be another class with `get` / `put`.
 """
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +38,22 @@ def cacheable(body: dict[str, Any]) -> bool:
     return (not body.get("stream") and isinstance(temperature, int | float)
             and not isinstance(temperature, bool) and temperature == 0
             and (n is None or n == 1))
+
+
+def reissued(body: bytes) -> bytes:
+    """A cached JSON answer with a fresh `id` (same prefix, e.g. `cmpl-`) and `created`;
+    a body that is not a JSON object with an `id` is returned as it is."""
+    try:
+        answer = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return body
+    if not isinstance(answer, dict) or not isinstance(answer.get("id"), str):
+        return body
+    prefix = answer["id"].split("-", 1)[0] if "-" in answer["id"] else "cmpl"
+    answer["id"] = f"{prefix}-{uuid.uuid4().hex}"
+    if "created" in answer:
+        answer["created"] = int(time.time())
+    return json.dumps(answer).encode()
 
 
 class ResponseCache:

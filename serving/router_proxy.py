@@ -55,7 +55,7 @@ from serving.router_admission import (
     record_departure,
     saturated,
 )
-from serving.router_cache import ResponseCache
+from serving.router_cache import ResponseCache, reissued
 from serving.router_config import BACKEND_HEADER, SERVICE_CLASS_HEADER, RouterSettings
 from serving.router_metrics import RouterMetrics
 from serving.router_pool import BackendPool, GroupKey
@@ -209,7 +209,7 @@ class Proxy:
             self.metrics.cache(model, cached is not None)
             if cached is not None:
                 self.metrics.request(model, service_class, "", "cached")
-                return web.Response(body=cached.body, headers={"Content-Type": cached.content_type})
+                return web.Response(body=reissued(cached.body), headers={"Content-Type": cached.content_type})
         rejected = self._admission(request, candidates)
         if rejected is not None:
             self.metrics.request(model, service_class, "", "rejected")

@@ -245,7 +245,12 @@ def test_cache_answers_repeated_temperature_zero_requests() -> None:
                     answers.append(await r.read())
             async with s.post(url + "/v1/completions", json={**BODY, "temperature": 1}) as r:
                 await r.read()
-            assert answers[0] == answers[1] == answers[2]
+            first, *hits = (json.loads(a) for a in answers)
+            ids = {first["id"]} | {h["id"] for h in hits}
+            assert len(ids) == 3 and all(i.startswith("cmpl-") for i in ids), "a new id per answer"
+            for hit in hits:
+                assert {k: v for k, v in hit.items() if k not in ("id", "created")} == \
+                    {k: v for k, v in first.items() if k not in ("id", "created")}
             assert state_w.engine.stats.finished == 2, "two requests reached the worker"
             metrics = await router_metrics(s, url)
             assert metrics["fleetplan_router_cache_hits_total"] == 2
