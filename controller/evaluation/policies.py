@@ -277,8 +277,11 @@ class LoopPolicy:
 class Clairvoyant:
     """milp each period for the true peak rate until the next plan's replicas are ready."""
 
-    def __init__(self) -> None:
+    def __init__(self, foresight: RequestIndex | None = None) -> None:
         self.last: Plan | None = None
+        self.foresight = foresight
+        """The arrivals it plans for (default: the run's own; bench/burst_blind.py gives
+        it the scenario without its bursts, to measure what not foreseeing them costs)."""
 
     def initial_plan(self, ctx: RunContext) -> Plan:
         """Sized for the first horizon."""
@@ -296,7 +299,8 @@ class Clairvoyant:
     def _plan(self, ctx: RunContext, now: float) -> Plan:
         s = ctx.scenario
         horizon = now + s.period_s + s.startup_s
-        loads = peak_window_loads(ctx.index, ctx.servers(), now, max(horizon, now + 60.0),
+        loads = peak_window_loads(self.foresight or ctx.index, ctx.servers(), now,
+                                  max(horizon, now + 60.0),
                                   ctx.configured())
         spec = _with_current(with_loads(ctx.truth, loads), ctx.actuator) if now else \
             with_loads(ctx.truth, loads)
