@@ -207,15 +207,16 @@ class ControlLoop:
         base["fleet"] = running
         with watch("collect"):
             snapshot, error = self._collect(now, fleet)
-        loads = server_loads(snapshot, self.parts.spec, self.options.stale_after_s)
+        measured = server_loads(snapshot, self.parts.spec, self.options.stale_after_s)
+        loads = measured
         if snapshot.status != SourceStatus.UNAVAILABLE:
-            loads = self._bootstrap(loads, running)
+            loads = self._bootstrap(measured, running)
         base.update(metrics_status=str(snapshot.status), measured=loads)
         if not loads:
             return self._held(watch, base, [error or "no server has fresh metrics"], self.state)
         with watch("forecast"):
-            forecasts, forecast_rps, sizing = self._forecast(loads, now,
-                                                             _windows(snapshot))
+            forecasts, forecast_rps, sizing = self._forecast(
+                loads, now, _windows(snapshot), frozen=set(loads) - set(measured))
         with watch("tune"):
             tuner_state, spec, count = self._tune(snapshot, fleet)
         spec = self._spec_for(spec, sizing, running)
@@ -294,13 +295,20 @@ class ControlLoop:
         return out
 
     def _forecast(self, loads: dict[str, Load], now: float, windows: dict[str, float],
+                  frozen: set[str],
                   ) -> tuple[dict[str, Series], dict[str, float], dict[str, Load]]:
+        """Forecasts and sizing rates per server; a `frozen` server (nothing measured:
+        its load is the last level, `_bootstrap`) is sized at that load and its series
+        left as it is, so a trend is not extrapolated from no data."""
         forecaster = with_half_life(FORECASTERS.get(self.options.forecaster),
                                     self.options.forecast_half_life_s)
         series = dict(self.state.forecasts)
         forecast_rps: dict[str, float] = {}
         sizing: dict[str, Load] = {}
         for server, load in sorted(loads.items()):
+            if server in frozen:
+                forecast_rps[server], sizing[server] = load.arrival_rate_rps, load
+                continue
             series[server] = forecaster.update(series.get(server), now, load.arrival_rate_rps)
             forecast_rps[server] = round(forecaster.predict(series[server],
                                                             self.options.startup_s), 6)

@@ -65,6 +65,8 @@ class FakeMetrics:
         self.down = False
         self.unavailable = False
         self.age_s = 0.0
+        self.silent: set[str] = set()
+        """Servers the source reports nothing about (e.g. no replica to measure)."""
 
     def collect(self, now: float, fleet: FleetState) -> FleetSnapshot:
         if self.down:
@@ -76,6 +78,6 @@ class FakeMetrics:
             name=s.name, variants=(),
             arrival_rate_rps=Figure.ok(self.rate(s.name, now), age_s=self.age_s),
             in_tokens=Figure.ok(s.load.in_tokens), out_tokens=Figure.ok(s.load.out_tokens))
-            for s in self.spec.servers)
+            for s in self.spec.servers if s.name not in self.silent)
         return FleetSnapshot(time_s=now - self.age_s, source="fake", status=SourceStatus.OK,
                              servers=servers)

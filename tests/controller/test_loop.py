@@ -211,3 +211,24 @@ def test_rate_margin_sizes_above_the_measured_rate(spec):
         window = 10.0  # the fake source reports no variants: the period stands in
         expected = load.arrival_rate_rps + 2.0 * (load.arrival_rate_rps / window) ** 0.5
         assert report.sizing[server].arrival_rate_rps == pytest.approx(expected, rel=1e-4)
+
+
+def test_a_server_with_nothing_to_measure_is_sized_at_its_last_level(spec):
+    """No replica and no metrics: sized for the forecaster's last level, which is not fed
+    back into the forecaster (that extrapolated a rising trend without bound)."""
+    loop, clock, scale, metrics, _ = make(spec, mode="dry-run", period_s=60.0)
+    for k in range(6):  # a rising load gives the forecaster a trend
+        scale.factor = 1.0 + 0.3 * k
+        loop.tick()
+        clock.advance(60)
+    name = spec.servers[0].name
+    level = loop.state.forecasts[name].level
+    metrics.silent = {name}
+    sized = []
+    for _ in range(5):
+        report = loop.tick()
+        clock.advance(60)
+        assert report.measured[name].arrival_rate_rps == pytest.approx(level, rel=1e-6)
+        sized.append(report.sizing[name].arrival_rate_rps)
+    assert sized == [pytest.approx(level, rel=1e-6)] * 5
+    assert loop.state.forecasts[name].level == pytest.approx(level, rel=1e-6)
