@@ -245,6 +245,8 @@ class LoopPolicy:
                               forecaster=self.forecaster, stabilizer=self.stabilizer,
                               stabilizer_options=StabilizerOptions(
                                   scale_down_delay_s=ctx.scenario.loop.scale_down_delay_s),
+                              forecast_half_life_s=ctx.scenario.loop.forecast_half_life_s,
+                              rate_margin_z=ctx.scenario.loop.rate_margin_z,
                               tune=self.tune,
                               solver=self.solver)
         parts = LoopParts(spec=spec, metrics=ctx.metrics, actuator=ctx.actuator,

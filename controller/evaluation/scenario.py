@@ -149,8 +149,15 @@ class LoopSettings(_Doc):
         "(none: the calibration's rate window, so the loops measure rates over the window "
         "the capacity tables' burstiness was normalised over).")
     scale_down_delay_s: float = Field(
-        600.0, ge=0, description="fleetplan's stabiliser: a variant scales down to the "
-        "highest count proposed over this long.")
+        300.0, ge=0, description="fleetplan's stabiliser: a variant scales down to the "
+        "highest count proposed over this long (300 s, the Kubernetes HPA's default "
+        "scale-down stabilisation window).")
+    forecast_half_life_s: float | None = Field(
+        None, gt=0, description="The loops' forecaster level half-life, s (none: the "
+        "forecaster's own).")
+    rate_margin_z: float = Field(
+        0.0, ge=0, le=5, description="The loops size for the measured rate plus this many "
+        "standard deviations of its counting noise.")
 
 
 class Scenario(_Doc):
