@@ -19,7 +19,11 @@ made with the current factor. The factor follows slowly and boundedly:
   a variant slower than sized misses its targets now) and `max_fall` down (slow),
   on the 2% grid the tables share (`on_grid`), within [`lower`, `upper`].
 
-A variant absent from a window keeps its factor; one that left the fleet is forgotten.
+A variant absent from a window keeps its factor, and so does one that left the fleet:
+what was measured on that configuration still holds when the optimizer weighs it again
+(forgetting it, the evaluation's loop went back to an accelerator it had measured 37%
+slower than its profile said, and missed there again). It moves again once the variant
+runs; factors of servers no longer in the spec are dropped.
 
 By default the factor never goes below 1: a variant whose mean ITL beats the prediction
 is not taken to have better tails (in the azure-code evaluation a correction allowed down
@@ -95,11 +99,12 @@ def _ratio(obs: Observed) -> float | None:
     return obs.measured_itl_ms / obs.predicted_itl_ms if ok else None
 
 
-def correct(state: CorrectionState, observed: Iterable[Observed], live: Iterable[str],
+def correct(state: CorrectionState, observed: Iterable[Observed], servers: Iterable[str],
             options: CorrectionOptions) -> CorrectionState:
-    """The new factors (see the module docstring); `live` names the variants in the fleet
-    as 'server/accelerator'."""
-    factors = {k: v for k, v in state.factors.items() if k in set(live)}
+    """The new factors (see the module docstring); `servers` names the spec's servers
+    (factors of any other server are dropped)."""
+    known = set(servers)
+    factors = {k: v for k, v in state.factors.items() if k.split("/", 1)[0] in known}
     for obs in observed:
         ratio = _ratio(obs)
         if ratio is None or obs.tokens < options.min_tokens:

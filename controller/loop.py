@@ -362,8 +362,8 @@ class ControlLoop:
             observed = observations(snapshot, fleet, lambda *a: predict(spec, *a))
         except Exception:  # noqa: BLE001 - a failed prediction must not stop the loop
             return before
-        live = [f"{v.server}/{v.accelerator}" for v in fleet.variants]
-        return correct(before, observed, live, self.options.correction)
+        servers = [s.name for s in spec.servers]
+        return correct(before, observed, servers, self.options.correction)
 
     def _spec_for(self, spec: FleetSpec, sizing: dict[str, Load],
                   running: list[RunningVariant]) -> FleetSpec:

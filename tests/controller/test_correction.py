@@ -27,7 +27,7 @@ from tests.controller.fakes import FakeActuator, FakeMetrics
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "specs" / "examples" / "heterogeneous-fleet.json"
 OPTIONS = CorrectionOptions()
-LIVE = ["chat/H100"]
+LIVE = ["chat"]  # the spec's servers
 
 
 def _seen(measured: float, predicted: float = 20.0, tokens: float = 1e4) -> Observed:
@@ -78,12 +78,12 @@ def test_noise_and_thin_windows_change_nothing(seen):
     assert correct(CorrectionState(), [seen], LIVE, OPTIONS).factors == {}
 
 
-def test_absent_variants_keep_their_factor_and_departed_ones_are_forgotten():
-    state = CorrectionState(factors={"chat/H100": 1.3, "chat/A100": 1.2})
-    kept = correct(state, [], ["chat/H100", "chat/A100"], OPTIONS)
-    assert kept.factors == state.factors
-    gone = correct(state, [], ["chat/H100"], OPTIONS)
-    assert gone.factors == {"chat/H100": 1.3}
+def test_variants_keep_their_factor_when_absent_or_gone_until_their_server_goes():
+    state = CorrectionState(factors={"chat/H100": 1.3, "chat/A100": 1.2, "code/L4": 1.5})
+    kept = correct(state, [], ["chat", "code"], OPTIONS)
+    assert kept.factors == state.factors  # measured slowness outlives the variant
+    gone = correct(state, [], ["chat"], OPTIONS)
+    assert gone.factors == {"chat/A100": 1.2, "chat/H100": 1.3}
 
 
 def _variant(name: str, server: str, itl: float | None, rate: float = 4.0) -> VariantSnapshot:
