@@ -126,12 +126,16 @@ class RateSearch(Protocol):
 def configs(ceiling: int, profile_budget: int, options: CalibrationOptions,
             fixed_batch: bool = False) -> list[Config]:
     """Configurations to try: the profile's first, then smaller batches (unless the
-    batch is fixed) and budgets."""
+    batch is fixed) and budgets. Each is one vLLM can start: a token budget below the
+    max batch is refused there (max_num_batched_tokens >= max_num_seqs), so the batch
+    is capped at the budget, or, for a fixed batch, the budget raised to it."""
     fractions = (1.0,) if fixed_batch else options.batch_fractions
     batches = sorted({max(1, round(ceiling * f)) for f in fractions}, reverse=True)
     budgets = [profile_budget] + sorted({b for b in options.token_budgets
                                          if b < profile_budget}, reverse=True)
-    return [Config(b, t) for t in budgets for b in batches]
+    found = [Config(b, max(t, b)) if fixed_batch else Config(min(b, t), t)
+             for t in budgets for b in batches]
+    return list(dict.fromkeys(found))
 
 
 def search_config(candidates: list[Config], search: RateSearch, guess: float,

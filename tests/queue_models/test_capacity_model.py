@@ -10,7 +10,7 @@ import pytest
 from queue_models.base import ServiceParams, Targets
 from queue_models.capacity_cache import CapacityCache
 from queue_models.capacity_model import CapacityTableModel
-from queue_models.capacity_sizing import CalibrationOptions, CapacitySizing
+from queue_models.capacity_sizing import CalibrationOptions, CapacitySizing, Config, configs
 from queue_models.capacity_table import Criteria, Probe, attainment
 from queue_models.iteration_cost import LinearCost
 from queue_models.replay import ReplaySetup, replay
@@ -109,3 +109,16 @@ def test_predictions_interpolate_between_probes(sized):
     assert queue.itl_ms(rate, None) < TARGETS.itl_ms
     perf = queue.evaluate(rate)
     assert perf.throughput_rps == pytest.approx(rate)
+
+
+def test_every_configuration_tried_is_one_vllm_starts() -> None:
+    """vLLM refuses max_num_batched_tokens < max_num_seqs: batches are capped at the
+    budget, and a fixed batch raises the budget instead."""
+    options = CalibrationOptions(token_budgets=(128, 512))
+    tried = configs(256, 2048, options)
+    assert tried[0] == Config(256, 2048)
+    assert all(c.token_budget >= c.max_batch for c in tried)
+    assert Config(128, 128) in tried and Config(256, 128) not in tried
+    assert len(tried) == len(set(tried))
+    fixed = configs(256, 2048, options, fixed_batch=True)
+    assert all(c.max_batch == 256 and c.token_budget >= 256 for c in fixed)
