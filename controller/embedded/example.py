@@ -39,8 +39,10 @@ _PROFILES = (  # the heterogeneous example's llama_3_1_8b profiles (alpha, beta,
 _P99 = {"ttft_statistic": "p99", "itl_statistic": "p99"}
 _UNITS = (("H100", 8.22, 80), ("A100", 4.6, 80), ("L4", 0.81, 24))
 
-# (fraction of the duration, total rate req/s): ramp, plateau, burst, fall
-_SHAPE = ((0.0, 1.0), (0.3, 6.0), (0.5, 6.0), (0.55, 10.0), (0.7, 10.0), (0.8, 2.0),
+# (fraction of the duration, total rate req/s): ramp, plateau, burst, fall; the low
+# load after the fall lasts 30% of the run, longer than the scale-down window (6 periods,
+# 20% of the run) plus a collector window, so the scale-down shows before the end
+_SHAPE = ((0.0, 1.0), (0.3, 6.0), (0.45, 6.0), (0.5, 10.0), (0.62, 10.0), (0.7, 2.0),
           (1.0, 2.0))
 
 
