@@ -12,7 +12,10 @@ running, Ready and not terminating into a backend:
   controller (its ReplicaSet), so replicas of one Deployment share a variant;
 - weight: the annotation `labels.weight` (default `fleetplan.io/router-weight`), a number
   >= 0; service class: the label `labels.service_class` (default
-  `fleetplan.io/service-class`).
+  `fleetplan.io/service-class`);
+- max batch (which `least_loaded` divides in-flight requests by): the value of the
+  argument `labels.max_batch_arg` (default vLLM's `--max-num-seqs`, as `--max-num-seqs
+  64` or `--max-num-seqs=64`) in a container's command or args, when a positive integer.
 
 The list call is the client's blocking call, run in a worker thread (`asyncio.to_thread`)
 so the event loop keeps routing. API errors and unreachable API servers raise
@@ -46,12 +49,14 @@ DEFAULT_PORT = 8000
 
 @dataclass(frozen=True)
 class PodLabels:
-    """Which labels and annotation carry a Pod's model, variant, class and weight."""
+    """Which labels and annotation carry a Pod's model, variant, class and weight, and
+    which container argument its max batch."""
 
     model: str = "fleetplan.io/model"
     variant: str = "fleetplan.io/variant"
     weight: str = "fleetplan.io/router-weight"
     service_class: str = "fleetplan.io/service-class"
+    max_batch_arg: str = "--max-num-seqs"
 
 
 def api_client(api_url: str | None = None) -> client.ApiClient:
@@ -97,6 +102,18 @@ def _weight(pod: Any, annotation: str, warned: set[tuple[str, str]]) -> float | 
                         annotation, text)
         return None
     return value
+
+
+def _max_batch(pod: Any, arg: str) -> int | None:
+    """The positive integer after `arg` (or `arg=`) in any container's command or args."""
+    for container in pod.spec.containers or []:
+        words = [*(container.command or []), *(container.args or [])]
+        for i, word in enumerate(words):
+            text = words[i + 1] if word == arg and i + 1 < len(words) else (
+                word.removeprefix(arg + "=") if word.startswith(arg + "=") else None)
+            if text is not None and text.isdigit() and int(text) > 0:
+                return int(text)
+    return None
 
 
 def _variant(pod: Any, labels: dict[str, str], label: str) -> str | None:
@@ -145,6 +162,9 @@ class KubernetesSource:
             "service_class": labels.get(self._labels.service_class) or None,
             "pod": f"{pod.metadata.namespace}/{pod.metadata.name}",
         }
+        max_batch = _max_batch(pod, self._labels.max_batch_arg)
+        if max_batch is not None:
+            entry["max_batch"] = max_batch
         return entry
 
     async def fetch(self) -> BackendsDocument | None:

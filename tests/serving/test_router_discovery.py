@@ -129,7 +129,7 @@ def pod(name: str, ip: str, model: str | None, ready: bool = True, **more: objec
                      "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
                                           "name": f"{name[:-2]}-rs", "uid": "u",
                                           "controller": True}]},
-        "spec": {"containers": [{"name": "vllm", "ports": [
+        "spec": {"containers": [{"name": "vllm", "args": more.get("args", []), "ports": [
             {"containerPort": 9090, "name": "metrics"}, {"containerPort": 8000, "name": "http"}]}]},
         "status": {"phase": "Running", "podIP": ip,
                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
@@ -138,10 +138,12 @@ def pod(name: str, ip: str, model: str | None, ready: bool = True, **more: objec
 
 PODS = [
     pod("llama-h100-a", "10.1.0.1", "llama", labels={"fleetplan.io/variant": "llama-h100"},
-        annotations={"fleetplan.io/router-weight": "0.75"}),
+        annotations={"fleetplan.io/router-weight": "0.75"},
+        args=["--model", "llama", "--max-num-seqs", "64"]),
     pod("llama-h100-b", "10.1.0.2", "llama", labels={"fleetplan.io/variant": "llama-h100"},
-        annotations={"fleetplan.io/router-weight": "0.75"}),
-    pod("llama-a100-a", "10.1.0.3", "llama", annotations={"fleetplan.io/router-weight": "x"}),
+        annotations={"fleetplan.io/router-weight": "0.75"}, args=["--max-num-seqs=64"]),
+    pod("llama-a100-a", "10.1.0.3", "llama", annotations={"fleetplan.io/router-weight": "x"},
+        args=["--max-num-seqs", "lots"]),
     pod("starting-a", "10.1.0.4", "llama", ready=False),
     pod("unlabelled-a", "10.1.0.5", None),
 ]
@@ -182,8 +184,8 @@ def test_kubernetes_source_against_a_fake_api_server() -> None:
     document = asyncio.run(asyncio.wait_for(scenario(), 30))
     assert seen[0] == "/api/v1/namespaces/serving/pods?labelSelector=app%3Dllm"
     assert seen[-1] == "/api/v1/pods?labelSelector=app%3Dllm"
-    got = [(b.url, b.model, b.variant, b.weight) for b in document.backends]
-    assert got == [("http://10.1.0.1:8000", "llama", "llama-h100", 0.75),
-                   ("http://10.1.0.2:8000", "llama", "llama-h100", 0.75),
-                   ("http://10.1.0.3:8000", "llama", "llama-a100-rs", None)]
+    got = [(b.url, b.model, b.variant, b.weight, b.max_batch) for b in document.backends]
+    assert got == [("http://10.1.0.1:8000", "llama", "llama-h100", 0.75, 64),
+                   ("http://10.1.0.2:8000", "llama", "llama-h100", 0.75, 64),
+                   ("http://10.1.0.3:8000", "llama", "llama-a100-rs", None, None)]
     assert document.backends[0].model_extra == {"pod": "serving/llama-h100-a"}
