@@ -88,16 +88,19 @@ def server_loads(snapshot: FleetSnapshot, spec: FleetSpec,
 
 
 def tuner_observations(snapshot: FleetSnapshot, fleet: FleetState) -> list[Observation]:
-    """One observation per variant with usable figures, sorted by variant name."""
+    """One observation per variant with usable figures, sorted by variant name; the max
+    batch (when the metrics lack it) and the token budget come from the fleet, so the
+    tuner predicts each observation with the configuration the replicas ran."""
     if snapshot.status == SourceStatus.UNAVAILABLE:
         return []
-    batches = {s.variant: s.max_batch for s in fleet.variants}
+    running = {s.variant: s for s in fleet.variants}
     out = []
     for v in sorted(snapshot.variants, key=lambda x: x.name):
-        known = batches.get(v.name)
-        if not v.max_batch.usable and known:
-            v = v.model_copy(update={"max_batch": Figure.ok(float(known))})
+        state = running.get(v.name)
+        if not v.max_batch.usable and state is not None and state.max_batch:
+            v = v.model_copy(update={"max_batch": Figure.ok(float(state.max_batch))})
         obs = observation_of(v)
         if isinstance(obs, Observation):
-            out.append(obs)
+            budget = getattr(state, "token_budget", None)
+            out.append(obs.model_copy(update={"token_budget": budget}) if budget else obs)
     return out
